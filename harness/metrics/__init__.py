@@ -1,0 +1,1 @@
+"""Core metrics (placeholder module being written)."""

@@ -1,0 +1,273 @@
+"""The results database: one SQLite file (WAL mode) in the llbench home.
+
+Tables: ``runs`` (one row per run key, with config and provenance), ``items`` (one row per image of
+a run, with the enhanced file and its hash), ``scores`` (one value per run, image and metric;
+image ``*`` holds split-level values such as mIoU or FLOPs), ``artifacts`` (files a run made),
+``trainings`` and ``train_log`` (training runs and their loss curves).
+
+Every write is one short ``BEGIN IMMEDIATE`` transaction with ``INSERT OR REPLACE`` on natural
+keys, so concurrent processes on one home never lose or duplicate rows, and an interrupted run
+keeps everything it finished. Other modules add their tables through :meth:`Store.ensure_schema`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DATASET_ROW = "*"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    method TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    split TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n_images INTEGER,
+    n_failed INTEGER DEFAULT 0,
+    config TEXT,
+    seed INTEGER,
+    weights TEXT,
+    weights_hash TEXT,
+    manifest_hash TEXT,
+    out_dir TEXT,
+    provenance TEXT,
+    started REAL,
+    finished REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    run_key TEXT NOT NULL,
+    image TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    output TEXT,
+    sha256 TEXT,
+    seconds REAL,
+    PRIMARY KEY (run_key, image)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_key TEXT NOT NULL,
+    image TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_key, image, metric)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT,
+    PRIMARY KEY (run_key, kind, path)
+);
+CREATE TABLE IF NOT EXISTS trainings (
+    key TEXT PRIMARY KEY,
+    method TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT,
+    seed INTEGER,
+    weights TEXT,
+    weights_hash TEXT,
+    provenance TEXT,
+    started REAL,
+    finished REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS train_log (
+    train_key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (train_key, step, name)
+);
+"""
+
+
+class Store:
+    """Access to ``<home>/llbench.db``. Safe to use from several processes at once."""
+
+    def __init__(self, home: str | Path):
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.path = self.home / "llbench.db"
+        self._local = threading.local()
+        self.ensure_schema(SCHEMA)
+
+    # -- connection --------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """This thread's connection (WAL, 60 s busy timeout, autocommit outside transactions)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (``BEGIN IMMEDIATE``), committed or rolled back."""
+        conn = self.connect()
+        for attempt in range(20):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:  # pragma: no cover - heavy contention only
+                if "locked" not in str(exc) or attempt == 19:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def ensure_schema(self, ddl: str) -> None:
+        with self.transaction() as conn:
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.connect().execute(sql, tuple(params)).fetchall()
+
+    # -- runs --------------------------------------------------------------------------------
+    def get_run(self, key: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM runs WHERE key = ?", (key,))
+        return rows[0] if rows else None
+
+    def start_run(self, key: str, **fields: Any) -> None:
+        """Create the run row, or mark an existing one running again (fields kept unless given)."""
+        fields = {k: _encode(v) for k, v in fields.items()}
+        with self.transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone()
+            if exists:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                conn.execute(
+                    f"UPDATE runs SET status = 'running', error = NULL{', ' + sets if sets else ''} "
+                    "WHERE key = ?",
+                    (*fields.values(), key),
+                )
+            else:
+                cols = ["key", "status", *fields]
+                conn.execute(
+                    f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    (key, "running", *fields.values()),
+                )
+
+    def finish_run(self, key: str, status: str, error: str | None = None, **fields: Any) -> None:
+        fields = {k: _encode(v) for k, v in fields.items()}
+        sets = "".join(f", {k} = ?" for k in fields)
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE runs SET status = ?, error = ?, finished = ?{sets} WHERE key = ?",
+                (status, error, time.time(), *fields.values(), key),
+            )
+
+    def done_items(self, key: str) -> dict[str, sqlite3.Row]:
+        rows = self.query("SELECT * FROM items WHERE run_key = ?", (key,))
+        return {r["image"]: r for r in rows}
+
+    def record_item(
+        self,
+        key: str,
+        image: str,
+        status: str,
+        scores: Mapping[str, float] | None = None,
+        error: str | None = None,
+        output: str | None = None,
+        sha256: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """Write one image's outcome and scores in a single transaction."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO items (run_key, image, status, error, output, sha256, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, image, status, error, output, sha256, seconds),
+            )
+            conn.execute("DELETE FROM scores WHERE run_key = ? AND image = ?", (key, image))
+            conn.executemany(
+                "INSERT OR REPLACE INTO scores (run_key, image, metric, value) VALUES (?, ?, ?, ?)",
+                [(key, image, m, _finite_or_none(v)) for m, v in (scores or {}).items()],
+            )
+
+    def record_scores(self, key: str, image: str, scores: Mapping[str, float]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO scores (run_key, image, metric, value) VALUES (?, ?, ?, ?)",
+                [(key, image, m, _finite_or_none(v)) for m, v in scores.items()],
+            )
+
+    def add_artifact(self, key: str, kind: str, path: str, sha256: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO artifacts (run_key, kind, path, sha256) VALUES (?, ?, ?, ?)",
+                (key, kind, path, sha256),
+            )
+
+    def delete_run(self, key: str) -> None:
+        with self.transaction() as conn:
+            for table, col in (("items", "run_key"), ("scores", "run_key"),
+                               ("artifacts", "run_key"), ("runs", "key")):
+                conn.execute(f"DELETE FROM {table} WHERE {col} = ?", (key,))
+
+    # -- training ----------------------------------------------------------------------------
+    def get_training(self, key: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM trainings WHERE key = ?", (key,))
+        return rows[0] if rows else None
+
+    def upsert_training(self, key: str, **fields: Any) -> None:
+        fields = {k: _encode(v) for k, v in fields.items()}
+        with self.transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM trainings WHERE key = ?", (key,)).fetchone()
+            if exists:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                conn.execute(f"UPDATE trainings SET {sets} WHERE key = ?", (*fields.values(), key))
+            else:
+                cols = ["key", *fields]
+                conn.execute(
+                    f"INSERT INTO trainings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    (key, *fields.values()),
+                )
+
+    def log_training(self, key: str, step: int, values: Mapping[str, float]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO train_log (train_key, step, name, value) VALUES (?, ?, ?, ?)",
+                [(key, int(step), n, _finite_or_none(v)) for n, v in values.items()],
+            )
+
+
+def _encode(v: Any) -> Any:
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, sort_keys=True, default=str)
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _finite_or_none(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f not in (float("inf"), float("-inf")) else None
