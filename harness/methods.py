@@ -36,6 +36,11 @@ class Method(abc.ABC):
         """The torch modules whose forward is the method (for parameter and FLOP counts)."""
         return []
 
+    def provenance(self) -> dict[str, Any]:
+        """Facts about how this instance was built that belong in the run's provenance
+        (e.g. which backbone weights were found, or an ablation chosen for lack of them)."""
+        return {}
+
 
 class TrainableMethod(Method):
     """A method with learnable weights.
