@@ -1,3 +1,58 @@
-"""llbench: a benchmarking harness for low-light image enhancement."""
+"""llbench: a benchmarking harness for low-light image enhancement.
+
+The Python API mirrors the command line::
+
+    import llbench
+    result = llbench.run("lime", "synthetic")          # llbench run
+    frame = llbench.results(datasets=["synthetic"])     # stored results as a DataFrame
+    scores = llbench.score("out/", ["psnr", "ssim"], ref_dir="gt/")   # llbench score
+    table = llbench.report()                            # llbench report (a Table)
+
+Heavy modules (torch, pandas) are imported on first use, so ``import llbench`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["run", "score", "results", "report", "enhance", "build_method", "plugins",
+           "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .enhance import build_method
+    from .enhance import enhance_files as enhance
+    from .results import results
+    from .runner import run
+    from .scoring import score
+
+_LAZY = {
+    "run": ("llbench.runner", "run"),
+    "score": ("llbench.scoring", "score"),
+    "results": ("llbench.results", "results"),
+    "enhance": ("llbench.enhance", "enhance_files"),
+    "build_method": ("llbench.enhance", "build_method"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'llbench' has no attribute {name!r}")
+
+
+def report(**kwargs: Any):
+    """The results table (:class:`llbench.reports.tables.Table`); kwargs as ``report_table``."""
+    from .reports.report import report_table
+
+    return report_table(**kwargs)[0]
+
+
+def plugins():
+    """Loaded plugins with what they provide and any load error."""
+    from .plugin_host import get_host
+
+    return get_host().plugins()

@@ -11,7 +11,7 @@ import abc
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,7 @@ class Dataset(abc.ABC):
 
     def prepare(self) -> None:
         """Make the data ready to read (generated datasets write themselves here)."""
+        return None
 
     def has_split(self, split: str) -> bool:
         try:
@@ -96,10 +97,17 @@ def split_check(dataset: Dataset, split: str) -> None:
 
 
 def pair_by_stem(
-    low_files: Sequence[Path], high_files: Sequence[Path], where: str = ""
+    low_files: Sequence[Path],
+    high_files: Sequence[Path],
+    where: str = "",
+    key: Callable[[Path], str] | None = None,
 ) -> list[Sample]:
-    """Pair files by stem; raise :class:`DatasetError` listing every unmatched or duplicated file."""
-    lows, highs = _by_stem(low_files, where), _by_stem(high_files, where)
+    """Pair files by stem; raise :class:`DatasetError` listing every unmatched or duplicated file.
+
+    ``key`` maps a file to the name it pairs by (default: its stem), for layouts whose low- and
+    normal-light files differ by a prefix (LOL-v2 real: ``low00001.png`` / ``normal00001.png``).
+    """
+    lows, highs = _by_stem(low_files, where, key), _by_stem(high_files, where, key)
     only_low = sorted(set(lows) - set(highs))
     only_high = sorted(set(highs) - set(lows))
     if only_low or only_high:
@@ -112,14 +120,17 @@ def pair_by_stem(
     return [Sample(stem, lows[stem], highs[stem]) for stem in sorted(lows, key=natural_key)]
 
 
-def _by_stem(files: Iterable[Path], where: str) -> dict[str, Path]:
+def _by_stem(
+    files: Iterable[Path], where: str, key: Callable[[Path], str] | None = None
+) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for f in files:
-        if f.stem in out:
+        stem = key(f) if key is not None else f.stem
+        if stem in out:
             raise DatasetError(
-                f"two files share the stem {f.stem!r}{' in ' + where if where else ''}: {out[f.stem]} and {f}"
+                f"two files share the stem {stem!r}{' in ' + where if where else ''}: {out[stem]} and {f}"
             )
-        out[f.stem] = f
+        out[stem] = f
     return out
 
 
@@ -155,10 +166,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_manifest(root: Path, files: Iterable[Path]) -> dict[str, str]:
-    """Hash files relative to ``root``, reusing hashes cached in ``root/.llbench-hashes.json``."""
+def file_manifest(
+    root: Path, files: Iterable[Path], cache_path: Path | None = None
+) -> dict[str, str]:
+    """Hash files relative to ``root``, reusing hashes cached (by size and mtime) in
+    ``cache_path`` (default ``root/.llbench-hashes.json``)."""
     root = Path(root)
-    cache_path = root / ".llbench-hashes.json"
+    cache_path = Path(cache_path) if cache_path else root / ".llbench-hashes.json"
     try:
         cache = json.loads(cache_path.read_text())
     except (OSError, ValueError):
@@ -179,6 +193,7 @@ def file_manifest(root: Path, files: Iterable[Path]) -> dict[str, str]:
         out[rel] = digest
     if changed:
         try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(cache))
             tmp.replace(cache_path)

@@ -65,6 +65,7 @@ class DatasetMetric(abc.ABC):
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state`."""
+        return None
 
 
 class EfficiencyMetric(abc.ABC):

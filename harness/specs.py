@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from .datasets_api import Dataset
     from .methods import Method
-    from .metrics_api import Metric
 
 Supervision = Literal[
     "none", "zero-reference", "unpaired", "paired", "semi-supervised", "human-in-the-loop"

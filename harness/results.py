@@ -1,0 +1,108 @@
+"""Reading stored results as pandas DataFrames (what ``llbench report`` and notebooks use)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+from .store import DATASET_ROW, Store
+
+COLUMNS = ["method", "dataset", "split", "metric", "value", "n_images", "n_failed", "run_key",
+           "status", "finished"]
+
+
+def results(
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    *,
+    home: str | Path | None = None,
+    latest: bool = True,
+) -> pd.DataFrame:
+    """One row per (run, metric): the mean over the run's images (or the split-level value).
+
+    With ``latest`` (the default) only the most recently finished run of each (method, dataset,
+    split) is kept, which is what tables compare. Failed images are excluded from means; the
+    ``n_failed`` column says how many there were.
+    """
+    store = Store(paths.home(home))
+    runs = pd.DataFrame([dict(r) for r in store.query(
+        "SELECT key, method, dataset, split, status, n_images, n_failed, finished FROM runs "
+        "WHERE status = 'finished'")])
+    if runs.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    runs = _filter(runs, methods, datasets)
+    if latest and not runs.empty:
+        runs = (runs.sort_values("finished")
+                .groupby(["method", "dataset", "split"], as_index=False).tail(1))
+    if runs.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    keys = list(runs["key"])
+    marks = ",".join("?" * len(keys))
+    per_image = pd.DataFrame([dict(r) for r in store.query(
+        f"SELECT s.run_key, s.metric, AVG(s.value) AS value FROM scores s "
+        f"JOIN items i ON i.run_key = s.run_key AND i.image = s.image "
+        f"WHERE s.run_key IN ({marks}) AND i.status = 'ok' AND s.value IS NOT NULL "
+        f"GROUP BY s.run_key, s.metric", keys)])
+    split_level = pd.DataFrame([dict(r) for r in store.query(
+        f"SELECT run_key, metric, value FROM scores WHERE run_key IN ({marks}) AND image = ?",
+        [*keys, DATASET_ROW])])
+    scores = pd.concat([f for f in (per_image, split_level) if not f.empty], ignore_index=True) \
+        if not (per_image.empty and split_level.empty) else pd.DataFrame(
+            columns=["run_key", "metric", "value"])
+    out = scores.merge(runs.rename(columns={"key": "run_key"}), on="run_key")
+    if metrics:
+        out = out[out["metric"].isin(list(metrics))]
+    return out[COLUMNS].sort_values(["dataset", "metric", "method"]).reset_index(drop=True)
+
+
+def per_image_scores(run_key: str, *, home: str | Path | None = None) -> pd.DataFrame:
+    """One row per image of a run: ``image``, ``status``, ``error`` and one column per metric."""
+    store = Store(paths.home(home))
+    items = pd.DataFrame([dict(r) for r in store.query(
+        "SELECT image, status, error, output FROM items WHERE run_key = ?", (run_key,))])
+    if items.empty:
+        return items
+    scores = pd.DataFrame([dict(r) for r in store.query(
+        "SELECT image, metric, value FROM scores WHERE run_key = ? AND image != ?",
+        (run_key, DATASET_ROW))])
+    if not scores.empty:
+        wide = scores.pivot(index="image", columns="metric", values="value").reset_index()
+        items = items.merge(wide, on="image", how="left")
+    return items.sort_values("image").reset_index(drop=True)
+
+
+def runs_frame(*, home: str | Path | None = None) -> pd.DataFrame:
+    """All runs with status, counts and times."""
+    store = Store(paths.home(home))
+    rows = [dict(r) for r in store.query(
+        "SELECT key, method, dataset, split, status, n_images, n_failed, seed, started, finished, "
+        "error, provenance FROM runs ORDER BY started")]
+    for r in rows:
+        prov = json.loads(r.pop("provenance") or "{}")
+        r["device"] = prov.get("device")
+        r["done"] = store.query(
+            "SELECT COUNT(*) AS n FROM items WHERE run_key = ? AND status = 'ok'", (r["key"],)
+        )[0]["n"]
+    return pd.DataFrame(rows)
+
+
+def training_log(*, home: str | Path | None = None) -> pd.DataFrame:
+    """Loss curves: ``method``, ``dataset``, ``train_key``, ``step``, ``name``, ``value``."""
+    store = Store(paths.home(home))
+    return pd.DataFrame([dict(r) for r in store.query(
+        "SELECT t.method, t.dataset, l.train_key, l.step, l.name, l.value FROM train_log l "
+        "JOIN trainings t ON t.key = l.train_key ORDER BY l.train_key, l.step")],
+        columns=["method", "dataset", "train_key", "step", "name", "value"])
+
+
+def _filter(df: pd.DataFrame, methods, datasets) -> pd.DataFrame:
+    if methods:
+        df = df[df["method"].isin(list(methods))]
+    if datasets:
+        df = df[df["dataset"].isin(list(datasets))]
+    return df

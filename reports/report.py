@@ -1,0 +1,65 @@
+"""``llbench report``: the stored results as a table and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from llbench.plugin_host import PluginHost, get_host
+from llbench.reports import figures
+from llbench.reports.tables import Table, build_table
+from llbench.results import results, training_log
+
+
+def directions(host: PluginHost | None = None) -> dict[str, bool | None]:
+    host = host or get_host()
+    return {s.name: s.higher_better for s in host.registry("metric")}
+
+
+def metric_order(host: PluginHost | None = None) -> list[str]:
+    """Registration order puts core metrics first; used to order a table's columns."""
+    host = host or get_host()
+    preferred = ["psnr", "psnr_y", "ssim", "ssim_rgb", "psnr_gtmean", "ssim_gtmean", "lpips",
+                 "niqe", "pi", "musiq", "brisque", "loe", "miou", "mpa", "params", "flops", "time"]
+    rest = [n for n in host.registry("metric").names() if n not in preferred]
+    return preferred + rest
+
+
+def report_table(
+    *,
+    home: str | Path | None = None,
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    host: PluginHost | None = None,
+) -> tuple[Table, pd.DataFrame]:
+    frame = results(methods, datasets, metrics, home=home)
+    table = build_table(frame, directions(host), method_order=methods,
+                        metric_order=metrics or metric_order(host))
+    return table, frame
+
+
+def report_figures(
+    frame: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    home: str | Path | None = None,
+    fmt: str = "png",
+    host: PluginHost | None = None,
+) -> list[Path]:
+    """One bar figure per metric, training curves when any training was logged."""
+    out_dir = Path(out_dir)
+    dirs = directions(host)
+    written = []
+    for metric in sorted(set(frame["metric"])):
+        written.append(figures.metric_bars(frame, metric, out_dir / f"{metric}.{fmt}",
+                                           higher_better=dirs.get(metric)))
+    log = training_log(home=home)
+    if not log.empty:
+        wanted = set(frame["method"]) if not frame.empty else set(log["method"])
+        log = log[log["method"].isin(wanted)]
+        if not log.empty:
+            written.append(figures.training_curves(log, out_dir / f"training.{fmt}", smooth=5))
+    return written
