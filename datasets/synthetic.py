@@ -50,8 +50,14 @@ SHORT_SIDE = 240
 CROP = (240, 320)
 CROPS_PER_SOURCE = {"train": 4, "test": 3}
 SOURCES = {
-    "train": ["rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field", "retina",
-              "immunohistochemistry"],
+    "train": [
+        "rocket",
+        "motorcycle_left",
+        "motorcycle_right",
+        "hubble_deep_field",
+        "retina",
+        "immunohistochemistry",
+    ],
     "test": ["astronaut", "chelsea", "coffee"],
 }
 SPLIT_IDS = {"train": 0, "test": 1}
@@ -67,7 +73,9 @@ def _load_source(name: str) -> np.ndarray:
         img = getattr(data, name)()
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise DatasetError(f"scikit-image sample {name!r} is not 8-bit RGB ({img.dtype} {img.shape})")
+        raise DatasetError(
+            f"scikit-image sample {name!r} is not 8-bit RGB ({img.dtype} {img.shape})"
+        )
     return img
 
 
@@ -130,7 +138,9 @@ class SyntheticDataset(Dataset):
 
     def _pairs(self, split: str) -> list[Sample]:
         if split not in self.splits:
-            raise DatasetError(f"{self.name} has no split {split!r}; splits: {', '.join(self.splits)}")
+            raise DatasetError(
+                f"{self.name} has no split {split!r}; splits: {', '.join(self.splits)}"
+            )
         if not (self.root / "VERSION").is_file():
             raise DatasetError(f"{self.root} is not generated yet (it is made on first use)")
         d = self.root / split
@@ -163,21 +173,25 @@ class SyntheticUnpaired(SyntheticDataset):
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec(
-        name="synthetic",
-        build=lambda root: SyntheticDataset(Path(root) / "synthetic"),
-        summary="Embedded LOL-style pairs from scikit-image photographs, darkened by a "
-                "physically plausible sensor model (24 train / 9 test, 240x320).",
-        paired=True,
-        source="generated from scikit-image sample data (no download)",
-        version=VERSION,
-    ))
-    register(DatasetSpec(
-        name="synthetic-unpaired",
-        build=lambda root: SyntheticUnpaired(Path(root) / "synthetic"),
-        summary="Unpaired view of `synthetic`: 12 low-light and 12 unrelated normal-light "
-                "training images; test split without references.",
-        paired=False,
-        source="generated from scikit-image sample data (no download)",
-        version=VERSION,
-    ))
+    register(
+        DatasetSpec(
+            name="synthetic",
+            build=lambda root: SyntheticDataset(Path(root) / "synthetic"),
+            summary="Embedded LOL-style pairs from scikit-image photographs, darkened by a "
+            "physically plausible sensor model (24 train / 9 test, 240x320).",
+            paired=True,
+            source="generated from scikit-image sample data (no download)",
+            version=VERSION,
+        )
+    )
+    register(
+        DatasetSpec(
+            name="synthetic-unpaired",
+            build=lambda root: SyntheticUnpaired(Path(root) / "synthetic"),
+            summary="Unpaired view of `synthetic`: 12 low-light and 12 unrelated normal-light "
+            "training images; test split without references.",
+            paired=False,
+            source="generated from scikit-image sample data (no download)",
+            version=VERSION,
+        )
+    )

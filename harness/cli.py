@@ -67,7 +67,7 @@ def plugins() -> None:
     infos = get_host().plugins()
     t = Table(title="llbench plugins")
     for col in ("plugin", "provides", "distribution", "version", "module", "status"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for i in infos:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in (i.provides or {}).items())
         status = f"[red]error: {i.error}[/]" if i.error else "[green]ok[/]"
@@ -312,7 +312,7 @@ def _study_tables(home: Path) -> None:
     frame = study_results_frame(home)
     if frame is None or frame.empty:
         return
-    console.print("[bold]User studies[/] (Thurstone Case V, JOD, 95% CI)")
+    console.print("[bold]User studies[/] (2AFC: Thurstone Case V scores in JOD; rating: mean opinion score; 95% CI; see the unit column)")
     console.print(frame.to_string(index=False))
 
 

@@ -1,0 +1,1 @@
+"""Static files of the study web page (index.html, app.js, style.css), shipped as package data."""
