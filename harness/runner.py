@@ -245,7 +245,9 @@ def _prepare_weights(
             "n_images": len(train_samples)}
     if row is not None and row["status"] == "finished" and weights_path.is_file():
         meth.load_weights(weights_path)
-        return weights_path, sha256_file(weights_path), {**info, "reused": True}
+        trained = json.loads(row["provenance"] or "{}").get("method_provenance", {})
+        return weights_path, sha256_file(weights_path), {**info, "reused": True,
+                                                         "method_provenance": trained}
     store.upsert_training(tkey, method=mspec.name, dataset=dspec.name, status="running",
                           config=cfg, seed=seed, provenance=base_provenance(),
                           started=time.time())
@@ -266,9 +268,11 @@ def _prepare_weights(
         bar.done(task)
     meth.save_weights(weights_path)
     digest = sha256_file(weights_path)
+    trained = meth.provenance()
     store.upsert_training(tkey, status="finished", weights=str(weights_path),
-                          weights_hash=digest, finished=time.time(), error=None)
-    return weights_path, digest, info
+                          weights_hash=digest, finished=time.time(), error=None,
+                          provenance={**base_provenance(), "method_provenance": trained})
+    return weights_path, digest, {**info, "method_provenance": trained}
 
 
 def _official_weights(mspec: MethodSpec, home_dir: Path) -> Path:

@@ -41,11 +41,13 @@ class WeightsRef:
     """Released weights of a paper: where they are published and their sha256.
 
     ``--weights official`` looks for ``<cache>/weights/<method>/<filename>`` and downloads it
-    from ``url`` (verifying ``sha256``) when it is absent and the network allows.
+    from ``url`` (verifying ``sha256``) when it is absent and the network allows. Where the
+    authors published no hash, ``sha256`` is empty: the download is then not verified, and the
+    hash of the file used is recorded in each run's provenance.
     """
 
     url: str
-    sha256: str
+    sha256: str | None
     filename: str
     source: str = ""
 
