@@ -32,7 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from llbench.datasets_api import DatasetStatus, Sample
 from llbench.errors import DatasetError
@@ -76,17 +75,6 @@ VOC_SOURCE = Source(
         ),
     ),
 )
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A VOC label PNG as an ``H x W`` int64 array of class indices (255 = ignore).
-
-    Palette PNGs are read as indices, never converted to colours.
-    """
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L"):
-            raise DatasetError(f"{path}: a mask must be a palette or greyscale PNG, not {im.mode}")
-        return np.asarray(im, dtype=np.uint8).astype(np.int64)
 
 
 def image_rng(image_id: str, seed: int = SEED) -> np.random.Generator:

@@ -108,7 +108,7 @@ def _cell(v) -> str:
     return str(v)
 
 
-for _kind in ("methods", "metrics", "segmenters"):
+for _kind in ("methods", "metrics"):
     def _make(kind: str):
         @cli.command(kind, help=f"Describe registered {kind} (same as `llbench list {kind}`).")
         @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -136,10 +136,12 @@ for _kind in ("methods", "metrics", "segmenters"):
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N test images.")
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--segmenter", help="Segmenter for mIoU/mPA (see `llbench segmenters`).")
+@click.option("--efficiency-size", help="HxW for the flops/time metrics (default 900x1200, "
+              "SGZ Table 7), or `input` for the size of the first test image.")
 @click.option("--force", is_flag=True, help="Redo the run (and its training) from scratch.")
 @click.pass_context
 def run(ctx: click.Context, method, dataset, split, metrics, config_file, preset, seed, device,
-        weights, limit, batch_size, segmenter, force) -> None:
+        weights, limit, batch_size, segmenter, efficiency_size, force) -> None:
     """Train METHOD if it needs it, enhance DATASET's split, score it and store everything.
 
     A finished run with the same settings is reused; an interrupted one resumes.
@@ -150,7 +152,8 @@ def run(ctx: click.Context, method, dataset, split, metrics, config_file, preset
     result = run_api(
         method, dataset, split=split, metrics=_split_list(metrics), config=config_file,
         preset=preset, seed=seed, device=device, weights=weights, limit=limit, force=force,
-        batch_size=batch_size, segmenter=segmenter, home=st.home, data_root=st.data_root,
+        batch_size=batch_size, segmenter=segmenter, efficiency_size=efficiency_size,
+        home=st.home, data_root=st.data_root,
         progress=True,
     )
     verb = "reused finished run" if result.reused else "run"

@@ -135,3 +135,20 @@ def write_image(path: str | Path, arr: np.ndarray) -> None:
         raise ImageError(f"cannot write {path}: use .png, .jpg, .bmp or .tif")
     Image.fromarray(arr).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     os.replace(tmp, path)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A label PNG (palette or greyscale) as an ``H x W`` int64 array of class indices.
+
+    Palette images are read as their indices, never converted to colours; 255 means "ignore".
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L"):
+                raise ImageError(f"{path}: a mask must be a palette or greyscale PNG, not {im.mode}")
+            return np.asarray(im, dtype=np.uint8).astype(np.int64)
+    except ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(f"cannot read mask {path}: {exc}") from exc

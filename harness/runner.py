@@ -29,7 +29,7 @@ from .config import effective_config, load_config_file
 from .datasets_api import Dataset, Sample, file_manifest, sha256_file
 from .device import describe_device, resolve_device
 from .errors import ConfigError, DatasetError, ImageError, LLBenchError, MethodOutputError
-from .images import quantize, read_image, to_tensor, to_uint8, write_png
+from .images import quantize, read_image, read_mask, to_tensor, to_uint8, write_png
 from .methods import Method, TrainableMethod, TrainContext
 from .metrics_api import DatasetMetric, EfficiencyMetric, Metric
 from .plugin_host import PluginHost, get_host
@@ -75,6 +75,7 @@ def run(
     force: bool = False,
     batch_size: int = 1,
     segmenter: str | None = None,
+    efficiency_size: str | None = None,
     home: str | Path | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
@@ -95,7 +96,11 @@ def run(
 
     user_cfg = load_config_file(config) if isinstance(config, (str, Path)) else (config or {})
     cfg = effective_config(mspec.default_config, mspec.presets, preset, user_cfg)
-    options = {"segmenter": segmenter} if segmenter else {}
+    options: dict[str, Any] = {}
+    if segmenter:
+        options["segmenter"] = segmenter
+    if efficiency_size:
+        options["size"] = efficiency_size
     metric_specs = select_metrics(host, dspec, metrics)
 
     ds = dspec.build(droot)
@@ -156,6 +161,8 @@ def run(
         _enhance_and_score(store, key, ds, samples, meth, built, metric_specs, home_dir, out_dir,
                            batch_size, bar, f"{mspec.name} on {dspec.name}")
         _dataset_level(store, key, ds, samples, meth, built, home_dir, out_dir)
+        _segmentation_bounds(store, dspec.name, split, manifest_hash, samples, metric_specs,
+                             options, dev)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.finish_run(key, status, error=f"{type(exc).__name__}: {exc}")
@@ -418,7 +425,7 @@ def _dataset_level(
             if row is None or not row["output"]:
                 continue
             pred, ref, low = _load_triplet(s, home_dir / row["output"])
-            mask = _read_mask(s.mask) if s.mask is not None else None
+            mask = torch.from_numpy(read_mask(s.mask)).unsqueeze(0) if s.mask is not None else None
             for m in split_metrics.values():
                 m.update(pred, ref, low, mask)
         values.update({n: m.compute() for n, m in split_metrics.items()})
@@ -431,19 +438,43 @@ def _dataset_level(
         store.record_scores(key, DATASET_ROW, values)
 
 
+BOUND_ROWS = {"input": "(dark input)", "reference": "(normal light)"}
+
+
+def _segmentation_bounds(
+    store: Store, dataset: str, split: str, manifest_hash: str, samples: list[Sample],
+    specs: list[MetricSpec], options: dict[str, Any], device: torch.device,
+) -> None:
+    """Store the task metrics of the un-enhanced dark inputs and of the normal-light images as
+    two extra table rows, so a report shows the gap an enhancement method closes (the
+    downstream protocol of SLLEN Sec. IV and SGZ Sec. 4.3)."""
+    names = [s.name for s in specs if s.kind == "task" and "segmenter" in s.needs]
+    if not names or any(s.mask is None for s in samples):
+        return
+    from .metrics.task import DEFAULT_SEGMENTER, reference_scores
+
+    segmenter = options.get("segmenter") or DEFAULT_SEGMENTER
+    keys = {which: _hash_json({"bound": which, "dataset": dataset, "split": split,
+                               "manifest": manifest_hash, "segmenter": segmenter})[:20]
+            for which in BOUND_ROWS}
+    if all(_has_scores(store, k, names) for k in keys.values()):
+        return
+    bounds = reference_scores(samples, segmenter, device)
+    for which, values in bounds.items():
+        key = keys[which]
+        store.start_run(key, method=BOUND_ROWS[which], dataset=dataset, split=split,
+                        n_images=len(samples), manifest_hash=manifest_hash,
+                        provenance={**base_provenance(), "segmenter": segmenter,
+                                    "bound": which}, started=time.time())
+        store.record_scores(key, DATASET_ROW, {n: values[n] for n in names if n in values})
+        store.finish_run(key, "finished")
+
+
 def _load_triplet(s: Sample, output: Path):
     pred = to_tensor(read_image(output))
     ref = to_tensor(read_image(s.high)) if s.high is not None else None
     low = to_tensor(read_image(s.low))
     return pred, ref, low
-
-
-def _read_mask(path: Path) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im if im.mode in ("P", "L") else im.convert("L"), dtype=np.int64)
-    return torch.from_numpy(arr).unsqueeze(0)
 
 
 def _scores_by_image(store: Store, key: str) -> dict[str, set[str]]:

@@ -22,9 +22,9 @@ from llbench.datasets.lowlight_model import (
 from llbench.datasets.lsrw import LSRW, LSRWNikon
 from llbench.datasets.sice import SICE
 from llbench.datasets.unpaired_sets import DICM, LIME
-from llbench.datasets.voc_dark import VOCDark, read_mask
+from llbench.datasets.voc_dark import VOCDark
 from llbench.errors import DatasetError
-from llbench.images import read_image
+from llbench.images import read_image, read_mask
 from llbench.plugin_host import get_host
 
 
