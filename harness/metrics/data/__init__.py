@@ -1,0 +1,1 @@
+"""Package data of the core metrics (NIQE pristine parameters); see NOTICE.txt."""
