@@ -162,6 +162,7 @@ def build_table(
     frame = frame.dropna(subset=["value"])
     methods = list(method_order or [])
     methods += [m for m in _unique(frame["method"]) if m not in methods]
+    methods.sort(key=lambda m: not is_reference_row(m))  # bounds first, order kept otherwise
     metric_rank = {m: i for i, m in enumerate(metric_order or [])}
     cols = sorted({(d, m) for d, m in zip(frame["dataset"], frame["metric"], strict=True)},
                   key=lambda c: (c[0], metric_rank.get(c[1], len(metric_rank)), c[1]))
@@ -171,7 +172,7 @@ def build_table(
     for col in cols:
         hb = higher_better.get(col[1])
         present = [(m, values[(m, col)]) for m in table.methods if (m, col) in values
-                   and not math.isnan(values[(m, col)])]
+                   and not math.isnan(values[(m, col)]) and not is_reference_row(m)]
         if hb is None or len(present) < 2:
             continue
         distinct = sorted({round(v, 10) for _, v in present}, reverse=hb)
@@ -185,6 +186,11 @@ def build_table(
             table.notes.append(f"{r.method} on {r.dataset}: {r.n_failed} image(s) failed and are "
                                "excluded from the means.")
     return table
+
+
+def is_reference_row(method: str) -> bool:
+    """Rows such as ``(dark input)`` and ``(normal light)`` are bounds, not ranked entries."""
+    return method.startswith("(")
 
 
 def format_value(v: float) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llbench.datasets_api import Dataset, Sample, image_files, pair_by_stem
+from llbench.datasets_api import Dataset, image_files, pair_by_stem
 from llbench.hookspecs import hookimpl
 from llbench.images import write_png
 from llbench.methods import Method, TrainableMethod, TrainContext

@@ -48,6 +48,16 @@ def test_markdown_latex_html_csv():
     assert csv[0] == "method,lime_set/niqe,lol/psnr,lol/niqe" and csv[2].startswith("b,4.2,22.5,5.0")
 
 
+def test_reference_rows_are_not_ranked():
+    f = _frame()
+    f = pd.concat([f, pd.DataFrame([("lol", "psnr", 99.0, "(normal light)", 0)],
+                                   columns=f.columns)], ignore_index=True)
+    t = build_table(f, {"psnr": True, "niqe": False})
+    assert t.methods[0] == "(normal light)"
+    assert ("(normal light)", ("lol", "psnr")) not in t.ranks
+    assert t.ranks[("b", ("lol", "psnr"))] == 1
+
+
 def test_notes_mention_failed_images():
     f = _frame()
     f.loc[f["method"] == "c", "n_failed"] = 2
