@@ -37,7 +37,7 @@ benchmark: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check harness plugins datasets reports
+	$(BIN)/ruff format --check harness plugins datasets reports tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["run", "score", "results", "report", "enhance", "build_method", "plugins",
-           "__version__"]
+__all__ = ["run", "score", "results", "report", "enhance", "build_method", "plugins", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .enhance import build_method

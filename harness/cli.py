@@ -48,10 +48,18 @@ class RootGroup(ErrorHandlingGroup):
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llbench")
-@click.option("--home", type=click.Path(file_okay=False), envvar="LLBENCH_HOME",
-              help="llbench home: database, run outputs, weights (default ~/.llbench).")
-@click.option("--data-root", type=click.Path(file_okay=False), envvar="LLBENCH_DATA",
-              help="Folder holding one folder per dataset (default <home>/data).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="LLBENCH_HOME",
+    help="llbench home: database, run outputs, weights (default ~/.llbench).",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    envvar="LLBENCH_DATA",
+    help="Folder holding one folder per dataset (default <home>/data).",
+)
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, data_root: str | None) -> None:
     """Benchmark low-light image enhancement methods: run, score, report, study."""
@@ -109,6 +117,7 @@ def _cell(v) -> str:
 
 
 for _kind in ("methods", "metrics"):
+
     def _make(kind: str):
         @cli.command(kind, help=f"Describe registered {kind} (same as `llbench list {kind}`).")
         @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -127,8 +136,12 @@ for _kind in ("methods", "metrics"):
 @click.option("--dataset", "-d", required=True, help="Dataset name (see `llbench datasets`).")
 @click.option("--split", default="test", show_default=True, help="Split to enhance and score.")
 @click.option("--metrics", help="Comma-separated metrics (default: every applicable metric).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML or YAML file overriding the method's paper defaults.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML or YAML file overriding the method's paper defaults.",
+)
 @click.option("--preset", help="Named preset of the method, e.g. `quick` for short CPU runs.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
@@ -136,12 +149,30 @@ for _kind in ("methods", "metrics"):
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N test images.")
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--segmenter", help="Segmenter for mIoU/mPA (see `llbench segmenters`).")
-@click.option("--efficiency-size", help="HxW for the flops/time metrics (default 900x1200, "
-              "SGZ Table 7), or `input` for the size of the first test image.")
+@click.option(
+    "--efficiency-size",
+    help="HxW for the flops/time metrics (default 900x1200, "
+    "SGZ Table 7), or `input` for the size of the first test image.",
+)
 @click.option("--force", is_flag=True, help="Redo the run (and its training) from scratch.")
 @click.pass_context
-def run(ctx: click.Context, method, dataset, split, metrics, config_file, preset, seed, device,
-        weights, limit, batch_size, segmenter, efficiency_size, force) -> None:
+def run(
+    ctx: click.Context,
+    method,
+    dataset,
+    split,
+    metrics,
+    config_file,
+    preset,
+    seed,
+    device,
+    weights,
+    limit,
+    batch_size,
+    segmenter,
+    efficiency_size,
+    force,
+) -> None:
     """Train METHOD if it needs it, enhance DATASET's split, score it and store everything.
 
     A finished run with the same settings is reused; an interrupted one resumes.
@@ -150,15 +181,29 @@ def run(ctx: click.Context, method, dataset, split, metrics, config_file, preset
 
     st = state(ctx)
     result = run_api(
-        method, dataset, split=split, metrics=_split_list(metrics), config=config_file,
-        preset=preset, seed=seed, device=device, weights=weights, limit=limit, force=force,
-        batch_size=batch_size, segmenter=segmenter, efficiency_size=efficiency_size,
-        home=st.home, data_root=st.data_root,
+        method,
+        dataset,
+        split=split,
+        metrics=_split_list(metrics),
+        config=config_file,
+        preset=preset,
+        seed=seed,
+        device=device,
+        weights=weights,
+        limit=limit,
+        force=force,
+        batch_size=batch_size,
+        segmenter=segmenter,
+        efficiency_size=efficiency_size,
+        home=st.home,
+        data_root=st.data_root,
         progress=True,
     )
     verb = "reused finished run" if result.reused else "run"
-    console.print(f"{verb} [bold]{result.key}[/]: {result.method} on {result.dataset}/"
-                  f"{result.split}, {result.n_images} images, outputs in {result.out_dir}")
+    console.print(
+        f"{verb} [bold]{result.key}[/]: {result.method} on {result.dataset}/"
+        f"{result.split}, {result.n_images} images, outputs in {result.out_dir}"
+    )
     t = Table(show_header=True)
     t.add_column("metric")
     t.add_column("mean", justify="right")
@@ -181,10 +226,20 @@ def run(ctx: click.Context, method, dataset, split, metrics, config_file, preset
 @click.option("--config", "config_file", type=click.Path(dir_okay=False))
 @click.option("--preset")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--output", "-o", required=True, type=click.Path(),
-              help="Output folder (or output video file for a single video input).")
-@click.option("--format", "suffix", default="png", show_default=True,
-              type=click.Choice(["png", "jpg", "bmp", "tif"]))
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(),
+    help="Output folder (or output video file for a single video input).",
+)
+@click.option(
+    "--format",
+    "suffix",
+    default="png",
+    show_default=True,
+    type=click.Choice(["png", "jpg", "bmp", "tif"]),
+)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 def enhance(method, weights, config_file, preset, device, output, suffix, inputs) -> None:
     """Enhance image files, folders (recursively) or videos with METHOD.
@@ -194,11 +249,13 @@ def enhance(method, weights, config_file, preset, device, output, suffix, inputs
     """
     from .enhance import VIDEO_SUFFIXES, build_method, enhance_files
 
-    meth = build_method(method, weights=weights, config=config_file, preset=preset,
-                        device=device)
+    meth = build_method(method, weights=weights, config=config_file, preset=preset, device=device)
     out = Path(output)
-    if len(inputs) == 1 and Path(inputs[0]).suffix.lower() in VIDEO_SUFFIXES \
-            and out.suffix.lower() in VIDEO_SUFFIXES:
+    if (
+        len(inputs) == 1
+        and Path(inputs[0]).suffix.lower() in VIDEO_SUFFIXES
+        and out.suffix.lower() in VIDEO_SUFFIXES
+    ):
         from .video import enhance_video
 
         info = enhance_video(meth, Path(inputs[0]), out)
@@ -223,8 +280,12 @@ def enhance(method, weights, config_file, preset, device, output, suffix, inputs
 @cli.command()
 @click.option("--metrics", required=True, help="Comma-separated, e.g. psnr,ssim,niqe.")
 @click.option("--ref", "ref_dir", type=click.Path(file_okay=False), help="Ground-truth folder.")
-@click.option("--input", "input_dir", type=click.Path(file_okay=False),
-              help="Low-light inputs (for metrics such as loe).")
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(file_okay=False),
+    help="Low-light inputs (for metrics such as loe).",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write .csv or .json.")
 @click.argument("pred_dir", type=click.Path(file_okay=False))
@@ -269,27 +330,43 @@ def score(metrics, ref_dir, input_dir, device, output, pred_dir) -> None:
 
 # -- report and runs ------------------------------------------------------------------------------
 @cli.command()
-@click.option("--format", "fmt", default="md", show_default=True,
-              type=click.Choice(["md", "latex", "html", "csv"]))
+@click.option(
+    "--format",
+    "fmt",
+    default="md",
+    show_default=True,
+    type=click.Choice(["md", "latex", "html", "csv"]),
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the table here.")
 @click.option("--method", "methods", help="Comma-separated methods (default: all).")
 @click.option("--dataset", "datasets", help="Comma-separated datasets (default: all).")
 @click.option("--metric", "metrics", help="Comma-separated metrics (default: all).")
-@click.option("--figures", "fig_dir", type=click.Path(file_okay=False),
-              help="Folder for figures (bars per metric, training curves).")
-@click.option("--figure-format", default="png", show_default=True,
-              type=click.Choice(["png", "svg", "pdf"]))
+@click.option(
+    "--figures",
+    "fig_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for figures (bars per metric, training curves).",
+)
+@click.option(
+    "--figure-format", default="png", show_default=True, type=click.Choice(["png", "svg", "pdf"])
+)
 @click.pass_context
 def report(ctx, fmt, output, methods, datasets, metrics, fig_dir, figure_format) -> None:
     """Render stored results as a paper-style table (and figures)."""
     from .reports.report import report_figures, report_table
 
     st = state(ctx)
-    table, frame = report_table(home=st.home, methods=_split_list(methods),
-                                datasets=_split_list(datasets), metrics=_split_list(metrics))
+    table, frame = report_table(
+        home=st.home,
+        methods=_split_list(methods),
+        datasets=_split_list(datasets),
+        metrics=_split_list(metrics),
+    )
     if not table.methods:
-        fail("no finished runs match; run `llbench run --method lime --dataset synthetic` first",
-             code=1)
+        fail(
+            "no finished runs match; run `llbench run --method lime --dataset synthetic` first",
+            code=1,
+        )
     text = table.render(fmt)
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -315,7 +392,9 @@ def _study_tables(home: Path) -> None:
     frame = study_results_frame(home)
     if frame is None or frame.empty:
         return
-    console.print("[bold]User studies[/] (2AFC: Thurstone Case V scores in JOD; rating: mean opinion score; 95% CI; see the unit column)")
+    console.print(
+        "[bold]User studies[/] (2AFC: Thurstone Case V scores in JOD; rating: mean opinion score; 95% CI; see the unit column)"
+    )
     console.print(frame.to_string(index=False))
 
 
@@ -334,12 +413,30 @@ def runs(ctx, as_json: bool) -> None:
         console.print("no runs stored yet")
         return
     t = Table(title="llbench runs")
-    for col in ("key", "method", "dataset", "split", "status", "done", "n_images", "n_failed",
-                "device"):
+    for col in (
+        "key",
+        "method",
+        "dataset",
+        "split",
+        "status",
+        "done",
+        "n_images",
+        "n_failed",
+        "device",
+    ):
         t.add_column(col)
     for r in frame.itertuples():
-        t.add_row(r.key, r.method, r.dataset, r.split, r.status, str(r.done), str(r.n_images),
-                  str(r.n_failed), str(r.device))
+        t.add_row(
+            r.key,
+            r.method,
+            r.dataset,
+            r.split,
+            r.status,
+            str(r.done),
+            str(r.n_images),
+            str(r.n_failed),
+            str(r.device),
+        )
     console.print(t)
 
 

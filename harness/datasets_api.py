@@ -113,9 +113,13 @@ def pair_by_stem(
     if only_low or only_high:
         parts = []
         if only_low:
-            parts.append(f"low-light files without a reference: {_preview(lows[s] for s in only_low)}")
+            parts.append(
+                f"low-light files without a reference: {_preview(lows[s] for s in only_low)}"
+            )
         if only_high:
-            parts.append(f"references without a low-light file: {_preview(highs[s] for s in only_high)}")
+            parts.append(
+                f"references without a low-light file: {_preview(highs[s] for s in only_high)}"
+            )
         raise DatasetError(f"unmatched pairs{' in ' + where if where else ''}: " + "; ".join(parts))
     return [Sample(stem, lows[stem], highs[stem]) for stem in sorted(lows, key=natural_key)]
 
@@ -152,7 +156,8 @@ def image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DatasetError(f"missing folder {folder}")
     files = [
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: natural_key(p.name))

@@ -16,8 +16,10 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for, but torch sees no CUDA device here; "
-                              "use --device cpu or --device auto")
+            raise ConfigError(
+                "--device cuda was asked for, but torch sees no CUDA device here; "
+                "use --device cpu or --device auto"
+            )
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"{name}: only {torch.cuda.device_count()} CUDA device(s) present")

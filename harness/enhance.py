@@ -51,7 +51,8 @@ def build_method(
     elif spec.trains:
         raise ConfigError(
             f"method {method!r} learns its weights: pass --weights PATH (e.g. a file under "
-            f"<home>/weights/ written by `llbench run`) or --weights official")
+            f"<home>/weights/ written by `llbench run`) or --weights official"
+        )
     return meth
 
 

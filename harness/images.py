@@ -28,7 +28,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -146,7 +148,9 @@ def read_mask(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             if im.mode not in ("P", "L"):
-                raise ImageError(f"{path}: a mask must be a palette or greyscale PNG, not {im.mode}")
+                raise ImageError(
+                    f"{path}: a mask must be a palette or greyscale PNG, not {im.mode}"
+                )
             return np.asarray(im, dtype=np.uint8).astype(np.int64)
     except ImageError:
         raise

@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 class Metric(abc.ABC):
     """A per-image metric. Subclasses may be batched; they return one value per image."""
 
-    def __init__(self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None):
+    def __init__(
+        self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None
+    ):
         self.device = torch.device(device)
         self.options = dict(options or {})
 
@@ -40,7 +42,9 @@ class Metric(abc.ABC):
 class DatasetMetric(abc.ABC):
     """A metric computed from the whole split (e.g. one confusion matrix for mIoU)."""
 
-    def __init__(self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None):
+    def __init__(
+        self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None
+    ):
         self.device = torch.device(device)
         self.options = dict(options or {})
 
@@ -71,7 +75,9 @@ class DatasetMetric(abc.ABC):
 class EfficiencyMetric(abc.ABC):
     """A property of the method measured at a stated input size on a device."""
 
-    def __init__(self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None):
+    def __init__(
+        self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None
+    ):
         self.device = torch.device(device)
         self.options = dict(options or {})
 

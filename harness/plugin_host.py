@@ -103,7 +103,9 @@ class PluginHost:
                 info = self.infos.get(origin)
                 names_before = set(self.registries[kind].names())
                 try:
-                    impl.function(register=functools.partial(self.registries[kind].add, origin=origin))
+                    impl.function(
+                        register=functools.partial(self.registries[kind].add, origin=origin)
+                    )
                 except Exception as exc:  # noqa: BLE001
                     if info is not None:
                         info.error = (info.error + "; " if info.error else "") + _describe(exc)

@@ -11,8 +11,18 @@ import pandas as pd
 from . import paths
 from .store import DATASET_ROW, Store
 
-COLUMNS = ["method", "dataset", "split", "metric", "value", "n_images", "n_failed", "run_key",
-           "status", "finished"]
+COLUMNS = [
+    "method",
+    "dataset",
+    "split",
+    "metric",
+    "value",
+    "n_images",
+    "n_failed",
+    "run_key",
+    "status",
+    "finished",
+]
 
 
 def results(
@@ -30,30 +40,54 @@ def results(
     ``n_failed`` column says how many there were.
     """
     store = Store(paths.home(home))
-    runs = pd.DataFrame([dict(r) for r in store.query(
-        "SELECT key, method, dataset, split, status, n_images, n_failed, finished FROM runs "
-        "WHERE status = 'finished'")])
+    runs = pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                "SELECT key, method, dataset, split, status, n_images, n_failed, finished FROM runs "
+                "WHERE status = 'finished'"
+            )
+        ]
+    )
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
     runs = _filter(runs, methods, datasets)
     if latest and not runs.empty:
-        runs = (runs.sort_values("finished")
-                .groupby(["method", "dataset", "split"], as_index=False).tail(1))
+        runs = (
+            runs.sort_values("finished")
+            .groupby(["method", "dataset", "split"], as_index=False)
+            .tail(1)
+        )
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
     keys = list(runs["key"])
     marks = ",".join("?" * len(keys))
-    per_image = pd.DataFrame([dict(r) for r in store.query(
-        f"SELECT s.run_key, s.metric, AVG(s.value) AS value FROM scores s "
-        f"JOIN items i ON i.run_key = s.run_key AND i.image = s.image "
-        f"WHERE s.run_key IN ({marks}) AND i.status = 'ok' AND s.value IS NOT NULL "
-        f"GROUP BY s.run_key, s.metric", keys)])
-    split_level = pd.DataFrame([dict(r) for r in store.query(
-        f"SELECT run_key, metric, value FROM scores WHERE run_key IN ({marks}) AND image = ?",
-        [*keys, DATASET_ROW])])
-    scores = pd.concat([f for f in (per_image, split_level) if not f.empty], ignore_index=True) \
-        if not (per_image.empty and split_level.empty) else pd.DataFrame(
-            columns=["run_key", "metric", "value"])
+    per_image = pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                f"SELECT s.run_key, s.metric, AVG(s.value) AS value FROM scores s "
+                f"JOIN items i ON i.run_key = s.run_key AND i.image = s.image "
+                f"WHERE s.run_key IN ({marks}) AND i.status = 'ok' AND s.value IS NOT NULL "
+                f"GROUP BY s.run_key, s.metric",
+                keys,
+            )
+        ]
+    )
+    split_level = pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                f"SELECT run_key, metric, value FROM scores WHERE run_key IN ({marks}) AND image = ?",
+                [*keys, DATASET_ROW],
+            )
+        ]
+    )
+    scores = (
+        pd.concat([f for f in (per_image, split_level) if not f.empty], ignore_index=True)
+        if not (per_image.empty and split_level.empty)
+        else pd.DataFrame(columns=["run_key", "metric", "value"])
+    )
     out = scores.merge(runs.rename(columns={"key": "run_key"}), on="run_key")
     if metrics:
         out = out[out["metric"].isin(list(metrics))]
@@ -63,13 +97,25 @@ def results(
 def per_image_scores(run_key: str, *, home: str | Path | None = None) -> pd.DataFrame:
     """One row per image of a run: ``image``, ``status``, ``error`` and one column per metric."""
     store = Store(paths.home(home))
-    items = pd.DataFrame([dict(r) for r in store.query(
-        "SELECT image, status, error, output FROM items WHERE run_key = ?", (run_key,))])
+    items = pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                "SELECT image, status, error, output FROM items WHERE run_key = ?", (run_key,)
+            )
+        ]
+    )
     if items.empty:
         return items
-    scores = pd.DataFrame([dict(r) for r in store.query(
-        "SELECT image, metric, value FROM scores WHERE run_key = ? AND image != ?",
-        (run_key, DATASET_ROW))])
+    scores = pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                "SELECT image, metric, value FROM scores WHERE run_key = ? AND image != ?",
+                (run_key, DATASET_ROW),
+            )
+        ]
+    )
     if not scores.empty:
         wide = scores.pivot(index="image", columns="metric", values="value").reset_index()
         items = items.merge(wide, on="image", how="left")
@@ -79,9 +125,13 @@ def per_image_scores(run_key: str, *, home: str | Path | None = None) -> pd.Data
 def runs_frame(*, home: str | Path | None = None) -> pd.DataFrame:
     """All runs with status, counts and times."""
     store = Store(paths.home(home))
-    rows = [dict(r) for r in store.query(
-        "SELECT key, method, dataset, split, status, n_images, n_failed, seed, started, finished, "
-        "error, provenance FROM runs ORDER BY started")]
+    rows = [
+        dict(r)
+        for r in store.query(
+            "SELECT key, method, dataset, split, status, n_images, n_failed, seed, started, finished, "
+            "error, provenance FROM runs ORDER BY started"
+        )
+    ]
     for r in rows:
         prov = json.loads(r.pop("provenance") or "{}")
         r["device"] = prov.get("device")
@@ -94,10 +144,16 @@ def runs_frame(*, home: str | Path | None = None) -> pd.DataFrame:
 def training_log(*, home: str | Path | None = None) -> pd.DataFrame:
     """Loss curves: ``method``, ``dataset``, ``train_key``, ``step``, ``name``, ``value``."""
     store = Store(paths.home(home))
-    return pd.DataFrame([dict(r) for r in store.query(
-        "SELECT t.method, t.dataset, l.train_key, l.step, l.name, l.value FROM train_log l "
-        "JOIN trainings t ON t.key = l.train_key ORDER BY l.train_key, l.step")],
-        columns=["method", "dataset", "train_key", "step", "name", "value"])
+    return pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                "SELECT t.method, t.dataset, l.train_key, l.step, l.name, l.value FROM train_log l "
+                "JOIN trainings t ON t.key = l.train_key ORDER BY l.train_key, l.step"
+            )
+        ],
+        columns=["method", "dataset", "train_key", "step", "name", "value"],
+    )
 
 
 def _filter(df: pd.DataFrame, methods, datasets) -> pd.DataFrame:

@@ -119,11 +119,20 @@ def run(
         meth, mspec, dspec, ds, cfg, seed, weights, force, store, home_dir, dev, bar
     )
 
-    key = _hash_json({
-        "method": mspec.name, "method_version": mspec.version, "config": cfg,
-        "dataset": dspec.name, "dataset_version": dspec.version, "split": split,
-        "manifest": manifest_hash, "weights": weights_hash, "seed": seed, "limit": limit,
-    })[:20]
+    key = _hash_json(
+        {
+            "method": mspec.name,
+            "method_version": mspec.version,
+            "config": cfg,
+            "dataset": dspec.name,
+            "dataset_version": dspec.version,
+            "split": split,
+            "manifest": manifest_hash,
+            "weights": weights_hash,
+            "seed": seed,
+            "limit": limit,
+        }
+    )[:20]
     out_dir = home_dir / "runs" / mspec.name / dspec.name / key
     existing = store.get_run(key)
     wanted = [m.name for m in metric_specs]
@@ -131,7 +140,11 @@ def run(
         store.delete_run(key)
         shutil.rmtree(out_dir, ignore_errors=True)
         existing = None
-    if existing is not None and existing["status"] == "finished" and _has_scores(store, key, wanted):
+    if (
+        existing is not None
+        and existing["status"] == "finished"
+        and _has_scores(store, key, wanted)
+    ):
         return _result(store, key, mspec.name, dspec.name, split, out_dir, wanted, reused=True)
 
     provenance = {
@@ -151,25 +164,51 @@ def run(
     }
     started = time.time() if existing is None else existing["started"]
     store.start_run(
-        key, method=mspec.name, dataset=dspec.name, split=split, n_images=len(samples),
-        config=cfg, seed=seed, weights=str(weights_path) if weights_path else None,
-        weights_hash=weights_hash, manifest_hash=manifest_hash,
-        out_dir=str(out_dir.relative_to(home_dir)), provenance=provenance, started=started,
+        key,
+        method=mspec.name,
+        dataset=dspec.name,
+        split=split,
+        n_images=len(samples),
+        config=cfg,
+        seed=seed,
+        weights=str(weights_path) if weights_path else None,
+        weights_hash=weights_hash,
+        manifest_hash=manifest_hash,
+        out_dir=str(out_dir.relative_to(home_dir)),
+        provenance=provenance,
+        started=started,
     )
     try:
         built = {s.name: s.build(dev, options) for s in metric_specs}
-        _enhance_and_score(store, key, ds, samples, meth, built, metric_specs, home_dir, out_dir,
-                           batch_size, bar, f"{mspec.name} on {dspec.name}")
+        _enhance_and_score(
+            store,
+            key,
+            ds,
+            samples,
+            meth,
+            built,
+            metric_specs,
+            home_dir,
+            out_dir,
+            batch_size,
+            bar,
+            f"{mspec.name} on {dspec.name}",
+        )
         _dataset_level(store, key, ds, samples, meth, built, home_dir, out_dir)
-        _segmentation_bounds(store, dspec.name, split, manifest_hash, samples, metric_specs,
-                             options, dev)
+        _segmentation_bounds(
+            store, dspec.name, split, manifest_hash, samples, metric_specs, options, dev
+        )
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.finish_run(key, status, error=f"{type(exc).__name__}: {exc}")
         raise
     failures = [(r["image"], r["error"]) for r in store.done_items(key).values() if r["error"]]
-    store.finish_run(key, "finished", n_failed=len(failures),
-                     error=f"{len(failures)} image(s) failed" if failures else None)
+    store.finish_run(
+        key,
+        "finished",
+        n_failed=len(failures),
+        error=f"{len(failures)} image(s) failed" if failures else None,
+    )
     return _result(store, key, mspec.name, dspec.name, split, out_dir, wanted, reused=False)
 
 
@@ -185,14 +224,20 @@ def select_metrics(
         for spec in chosen:
             problem = _applicability(spec, dspec)
             if problem:
-                raise ConfigError(f"metric {spec.name!r} cannot score dataset {dspec.name!r}: {problem}")
+                raise ConfigError(
+                    f"metric {spec.name!r} cannot score dataset {dspec.name!r}: {problem}"
+                )
             missing = spec.available()
             if missing:
                 raise ConfigError(f"metric {spec.name!r} is unavailable here: {missing}")
         return chosen
     return [
-        s for s in registry
-        if s.default and s.kind != "efficiency" and not _applicability(s, dspec) and s.available() is None
+        s
+        for s in registry
+        if s.default
+        and s.kind != "efficiency"
+        and not _applicability(s, dspec)
+        and s.available() is None
     ]
 
 
@@ -211,9 +256,18 @@ def _has_scores(store: Store, key: str, wanted: Sequence[str]) -> bool:
 
 # -- weights and training ------------------------------------------------------------------------
 def _prepare_weights(
-    meth: Method, mspec: MethodSpec, dspec: DatasetSpec, ds: Dataset, cfg: dict, seed: int,
-    weights: str | Path | None, force: bool, store: Store, home_dir: Path,
-    device: torch.device, bar: Progress,
+    meth: Method,
+    mspec: MethodSpec,
+    dspec: DatasetSpec,
+    ds: Dataset,
+    cfg: dict,
+    seed: int,
+    weights: str | Path | None,
+    force: bool,
+    store: Store,
+    home_dir: Path,
+    device: torch.device,
+    bar: Progress,
 ) -> tuple[Path | None, str | None, dict | None]:
     if weights is not None:
         if not isinstance(meth, TrainableMethod):
@@ -227,7 +281,9 @@ def _prepare_weights(
     if not mspec.trains:
         return None, None, None
     if not isinstance(meth, TrainableMethod):
-        raise LLBenchError(f"method {mspec.name!r} declares trains=True but is not a TrainableMethod")
+        raise LLBenchError(
+            f"method {mspec.name!r} declares trains=True but is not a TrainableMethod"
+        )
     try:
         train_samples = ds.samples("train")
     except DatasetError as exc:
@@ -239,8 +295,16 @@ def _prepare_weights(
     if not train_samples:
         raise DatasetError(f"dataset {dspec.name!r} has an empty training split")
     train_manifest = _manifest_hash(ds, train_samples, home_dir)
-    tkey = _hash_json({"method": mspec.name, "version": mspec.version, "config": cfg,
-                       "dataset": dspec.name, "manifest": train_manifest, "seed": seed})[:20]
+    tkey = _hash_json(
+        {
+            "method": mspec.name,
+            "version": mspec.version,
+            "config": cfg,
+            "dataset": dspec.name,
+            "manifest": train_manifest,
+            "seed": seed,
+        }
+    )[:20]
     weights_path = home_dir / "weights" / f"{mspec.name}-{dspec.name}-{tkey}.pt"
     workdir = home_dir / "train" / tkey
     row = store.get_training(tkey)
@@ -248,19 +312,37 @@ def _prepare_weights(
         shutil.rmtree(workdir, ignore_errors=True)
         weights_path.unlink(missing_ok=True)
         row = None
-    info = {"key": tkey, "dataset": dspec.name, "train_manifest": train_manifest,
-            "n_images": len(train_samples)}
+    info = {
+        "key": tkey,
+        "dataset": dspec.name,
+        "train_manifest": train_manifest,
+        "n_images": len(train_samples),
+    }
     if row is not None and row["status"] == "finished" and weights_path.is_file():
         meth.load_weights(weights_path)
         trained = json.loads(row["provenance"] or "{}").get("method_provenance", {})
-        return weights_path, sha256_file(weights_path), {**info, "reused": True,
-                                                         "method_provenance": trained}
-    store.upsert_training(tkey, method=mspec.name, dataset=dspec.name, status="running",
-                          config=cfg, seed=seed, provenance=base_provenance(),
-                          started=time.time())
+        return (
+            weights_path,
+            sha256_file(weights_path),
+            {**info, "reused": True, "method_provenance": trained},
+        )
+    store.upsert_training(
+        tkey,
+        method=mspec.name,
+        dataset=dspec.name,
+        status="running",
+        config=cfg,
+        seed=seed,
+        provenance=base_provenance(),
+        started=time.time(),
+    )
     task = bar.task(f"train {mspec.name} on {dspec.name}", total=None)
     ctx = TrainContext(
-        dataset=ds, samples=train_samples, workdir=workdir, seed=seed, device=device,
+        dataset=ds,
+        samples=train_samples,
+        workdir=workdir,
+        seed=seed,
+        device=device,
         log=lambda step, values: store.log_training(tkey, step, values),
         progress=lambda done, total: bar.update(task, done, total),
     )
@@ -276,9 +358,15 @@ def _prepare_weights(
     meth.save_weights(weights_path)
     digest = sha256_file(weights_path)
     trained = meth.provenance()
-    store.upsert_training(tkey, status="finished", weights=str(weights_path),
-                          weights_hash=digest, finished=time.time(), error=None,
-                          provenance={**base_provenance(), "method_provenance": trained})
+    store.upsert_training(
+        tkey,
+        status="finished",
+        weights=str(weights_path),
+        weights_hash=digest,
+        finished=time.time(),
+        error=None,
+        provenance={**base_provenance(), "method_provenance": trained},
+    )
     return weights_path, digest, {**info, "method_provenance": trained}
 
 
@@ -293,9 +381,18 @@ def _official_weights(mspec: MethodSpec, home_dir: Path) -> Path:
 
 # -- the image loop ------------------------------------------------------------------------------
 def _enhance_and_score(
-    store: Store, key: str, ds: Dataset, samples: list[Sample], meth: Method,
-    built: dict[str, Any], specs: list[MetricSpec], home_dir: Path, out_dir: Path,
-    batch_size: int, bar: Progress, title: str,
+    store: Store,
+    key: str,
+    ds: Dataset,
+    samples: list[Sample],
+    meth: Method,
+    built: dict[str, Any],
+    specs: list[MetricSpec],
+    home_dir: Path,
+    out_dir: Path,
+    batch_size: int,
+    bar: Progress,
+    title: str,
 ) -> None:
     per_image = {n: m for n, m in built.items() if isinstance(m, Metric)}
     done = store.done_items(key)
@@ -306,7 +403,9 @@ def _enhance_and_score(
         row = done.get(s.key)
         if row is None or row["status"] != "ok" or not row["output"]:
             todo.append(s)
-        elif not set(per_image) <= have.get(s.key, set()) or not (home_dir / row["output"]).is_file():
+        elif (
+            not set(per_image) <= have.get(s.key, set()) or not (home_dir / row["output"]).is_file()
+        ):
             rescore.append(s) if (home_dir / row["output"]).is_file() else todo.append(s)
     task = bar.task(title, total=len(samples), completed=len(samples) - len(todo) - len(rescore))
     for s in rescore:  # saved output, missing metrics: score without enhancing again
@@ -317,11 +416,22 @@ def _enhance_and_score(
             scores, errors = _score(per_image, pred, ref, low)
         except LLBenchError as exc:
             scores, errors = {}, [str(exc)]
-        old = {r["metric"]: r["value"] for r in store.query(
-            "SELECT metric, value FROM scores WHERE run_key = ? AND image = ?", (key, s.key))}
-        store.record_item(key, s.key, "ok", {**old, **scores}, error="; ".join(errors) or None,
-                          output=done[s.key]["output"], sha256=done[s.key]["sha256"],
-                          seconds=time.perf_counter() - t0)
+        old = {
+            r["metric"]: r["value"]
+            for r in store.query(
+                "SELECT metric, value FROM scores WHERE run_key = ? AND image = ?", (key, s.key)
+            )
+        }
+        store.record_item(
+            key,
+            s.key,
+            "ok",
+            {**old, **scores},
+            error="; ".join(errors) or None,
+            output=done[s.key]["output"],
+            sha256=done[s.key]["sha256"],
+            seconds=time.perf_counter() - t0,
+        )
         bar.advance(task)
     for batch in _batches(todo, batch_size):
         _process_batch(store, key, batch, meth, per_image, home_dir, out_dir)
@@ -330,8 +440,13 @@ def _enhance_and_score(
 
 
 def _process_batch(
-    store: Store, key: str, batch: list[Sample], meth: Method, per_image: dict[str, Metric],
-    home_dir: Path, out_dir: Path,
+    store: Store,
+    key: str,
+    batch: list[Sample],
+    meth: Method,
+    per_image: dict[str, Metric],
+    home_dir: Path,
+    out_dir: Path,
 ) -> None:
     loaded: list[tuple[Sample, torch.Tensor, torch.Tensor | None]] = []
     for s in batch:
@@ -361,8 +476,9 @@ def _process_batch(
         except Exception as exc:  # noqa: BLE001 - a method's bug fails its items, not the run
             msg = f"{type(exc).__name__} in the method: {exc}"
             for s, _, _ in items:
-                store.record_item(key, s.key, "failed",
-                                  error=f"{s.low}: {msg}\n{traceback.format_exc(limit=3)}")
+                store.record_item(
+                    key, s.key, "failed", error=f"{s.low}: {msg}\n{traceback.format_exc(limit=3)}"
+                )
             continue
         seconds = (time.perf_counter() - t0) / len(items)
         for i, (s, low, ref) in enumerate(items):
@@ -371,9 +487,16 @@ def _process_batch(
             write_png(path, arr)
             pred = quantize(out[i : i + 1])
             scores, errors = _score(per_image, pred, _dev(ref, pred), _dev(low, pred))
-            store.record_item(key, s.key, "ok", scores, error="; ".join(errors) or None,
-                              output=str(path.relative_to(home_dir)), sha256=sha256_file(path),
-                              seconds=seconds)
+            store.record_item(
+                key,
+                s.key,
+                "ok",
+                scores,
+                error="; ".join(errors) or None,
+                output=str(path.relative_to(home_dir)),
+                sha256=sha256_file(path),
+                seconds=seconds,
+            )
 
 
 def _checked_enhance(meth: Method, lows: torch.Tensor) -> torch.Tensor:
@@ -383,7 +506,8 @@ def _checked_enhance(meth: Method, lows: torch.Tensor) -> torch.Tensor:
         raise MethodOutputError(f"the method returned {type(out).__name__}, not a tensor")
     if out.shape != lows.shape:
         raise MethodOutputError(
-            f"the method returned shape {tuple(out.shape)} for input {tuple(lows.shape)}")
+            f"the method returned shape {tuple(out.shape)} for input {tuple(lows.shape)}"
+        )
     if not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).sum())
         raise MethodOutputError(f"the method returned {bad} NaN/inf values")
@@ -391,7 +515,9 @@ def _checked_enhance(meth: Method, lows: torch.Tensor) -> torch.Tensor:
 
 
 def _score(
-    metrics: dict[str, Metric], pred: torch.Tensor, ref: torch.Tensor | None,
+    metrics: dict[str, Metric],
+    pred: torch.Tensor,
+    ref: torch.Tensor | None,
     low: torch.Tensor | None,
 ) -> tuple[dict[str, float], list[str]]:
     scores: dict[str, float] = {}
@@ -409,8 +535,14 @@ def _score(
 
 
 def _dataset_level(
-    store: Store, key: str, ds: Dataset, samples: list[Sample], meth: Method,
-    built: dict[str, Any], home_dir: Path, out_dir: Path,
+    store: Store,
+    key: str,
+    ds: Dataset,
+    samples: list[Sample],
+    meth: Method,
+    built: dict[str, Any],
+    home_dir: Path,
+    out_dir: Path,
 ) -> None:
     """Split-level metrics (one confusion matrix, efficiency) from the saved outputs."""
     split_metrics = {n: m for n, m in built.items() if isinstance(m, DatasetMetric)}
@@ -442,8 +574,14 @@ BOUND_ROWS = {"input": "(dark input)", "reference": "(normal light)"}
 
 
 def _segmentation_bounds(
-    store: Store, dataset: str, split: str, manifest_hash: str, samples: list[Sample],
-    specs: list[MetricSpec], options: dict[str, Any], device: torch.device,
+    store: Store,
+    dataset: str,
+    split: str,
+    manifest_hash: str,
+    samples: list[Sample],
+    specs: list[MetricSpec],
+    options: dict[str, Any],
+    device: torch.device,
 ) -> None:
     """Store the task metrics of the un-enhanced dark inputs and of the normal-light images as
     two extra table rows, so a report shows the gap an enhancement method closes (the
@@ -454,18 +592,33 @@ def _segmentation_bounds(
     from .metrics.task import DEFAULT_SEGMENTER, reference_scores
 
     segmenter = options.get("segmenter") or DEFAULT_SEGMENTER
-    keys = {which: _hash_json({"bound": which, "dataset": dataset, "split": split,
-                               "manifest": manifest_hash, "segmenter": segmenter})[:20]
-            for which in BOUND_ROWS}
+    keys = {
+        which: _hash_json(
+            {
+                "bound": which,
+                "dataset": dataset,
+                "split": split,
+                "manifest": manifest_hash,
+                "segmenter": segmenter,
+            }
+        )[:20]
+        for which in BOUND_ROWS
+    }
     if all(_has_scores(store, k, names) for k in keys.values()):
         return
     bounds = reference_scores(samples, segmenter, device)
     for which, values in bounds.items():
         key = keys[which]
-        store.start_run(key, method=BOUND_ROWS[which], dataset=dataset, split=split,
-                        n_images=len(samples), manifest_hash=manifest_hash,
-                        provenance={**base_provenance(), "segmenter": segmenter,
-                                    "bound": which}, started=time.time())
+        store.start_run(
+            key,
+            method=BOUND_ROWS[which],
+            dataset=dataset,
+            split=split,
+            n_images=len(samples),
+            manifest_hash=manifest_hash,
+            provenance={**base_provenance(), "segmenter": segmenter, "bound": which},
+            started=time.time(),
+        )
         store.record_scores(key, DATASET_ROW, {n: values[n] for n in names if n in values})
         store.finish_run(key, "finished")
 
@@ -495,8 +648,14 @@ def _dev(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
 
 # -- results -------------------------------------------------------------------------------------
 def _result(
-    store: Store, key: str, method: str, dataset: str, split: str, out_dir: Path,
-    wanted: Sequence[str], reused: bool,
+    store: Store,
+    key: str,
+    method: str,
+    dataset: str,
+    split: str,
+    out_dir: Path,
+    wanted: Sequence[str],
+    reused: bool,
 ) -> RunResult:
     row = store.get_run(key)
     items = store.done_items(key)
@@ -504,14 +663,28 @@ def _result(
     means: dict[str, float] = {}
     for r in store.query(
         "SELECT metric, AVG(value) AS v FROM scores WHERE run_key = ? AND image != ? "
-        "GROUP BY metric", (key, DATASET_ROW)):
+        "GROUP BY metric",
+        (key, DATASET_ROW),
+    ):
         means[r["metric"]] = r["v"]
-    for r in store.query("SELECT metric, value FROM scores WHERE run_key = ? AND image = ?",
-                         (key, DATASET_ROW)):
+    for r in store.query(
+        "SELECT metric, value FROM scores WHERE run_key = ? AND image = ?", (key, DATASET_ROW)
+    ):
         means[r["metric"]] = r["value"]
     ordered = {m: means[m] for m in wanted if m in means}
-    return RunResult(key, method, dataset, split, row["status"], int(row["n_images"] or 0),
-                     len(failures), out_dir, ordered, failures, reused)
+    return RunResult(
+        key,
+        method,
+        dataset,
+        split,
+        row["status"],
+        int(row["n_images"] or 0),
+        len(failures),
+        out_dir,
+        ordered,
+        failures,
+        reused,
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -528,7 +701,12 @@ def _hash_json(obj: Any) -> str:
 def _manifest_hash(ds: Dataset, samples: list[Sample], home_dir: Path) -> str:
     """Hash of the samples' keys and file contents (file hashes cached in the home)."""
     files = [p for s in samples for p in (s.low, s.high, s.mask) if p is not None]
-    cache = home_dir / "cache" / "hashes" / f"{hashlib.sha256(str(ds.root).encode()).hexdigest()[:16]}.json"
+    cache = (
+        home_dir
+        / "cache"
+        / "hashes"
+        / f"{hashlib.sha256(str(ds.root).encode()).hexdigest()[:16]}.json"
+    )
     manifest = file_manifest(ds.root, files, cache)
     return _hash_json({"keys": [s.key for s in samples], "files": manifest})
 
@@ -538,5 +716,9 @@ def _plugin_origin(host: PluginHost, kind: str, name: str) -> dict[str, str]:
     info = host.infos.get(origin)
     if info is None:
         return {"plugin": origin}
-    return {"plugin": origin, "module": info.module, "distribution": info.distribution,
-            "version": info.version}
+    return {
+        "plugin": origin,
+        "module": info.module,
+        "distribution": info.distribution,
+        "version": info.version,
+    }

@@ -91,5 +91,6 @@ def _load(path: Path | None, pred: torch.Tensor, what: str) -> torch.Tensor | No
     if t.shape != pred.shape:
         raise ImageError(
             f"size mismatch: {what} {path} is {t.shape[3]}x{t.shape[2]}, "
-            f"prediction is {pred.shape[3]}x{pred.shape[2]}")
+            f"prediction is {pred.shape[3]}x{pred.shape[2]}"
+        )
     return t

@@ -23,7 +23,12 @@ Supervision = Literal[
     "none", "zero-reference", "unpaired", "paired", "semi-supervised", "human-in-the-loop"
 ]
 SUPERVISIONS: tuple[str, ...] = (
-    "none", "zero-reference", "unpaired", "paired", "semi-supervised", "human-in-the-loop",
+    "none",
+    "zero-reference",
+    "unpaired",
+    "paired",
+    "semi-supervised",
+    "human-in-the-loop",
 )
 MetricKind = Literal["full-reference", "no-reference", "task", "efficiency"]
 METRIC_KINDS: tuple[str, ...] = ("full-reference", "no-reference", "task", "efficiency")
@@ -124,7 +129,9 @@ class MetricSpec:
     def __post_init__(self) -> None:
         _check_name(self.name)
         if self.kind not in METRIC_KINDS:
-            raise ValueError(f"metric {self.name!r}: kind {self.kind!r} is not one of {METRIC_KINDS}")
+            raise ValueError(
+                f"metric {self.name!r}: kind {self.kind!r} is not one of {METRIC_KINDS}"
+            )
         unknown = set(self.needs) - METRIC_NEEDS
         if unknown:
             raise ValueError(f"metric {self.name!r}: unknown needs {sorted(unknown)}")

@@ -226,8 +226,12 @@ class Store:
 
     def delete_run(self, key: str) -> None:
         with self.transaction() as conn:
-            for table, col in (("items", "run_key"), ("scores", "run_key"),
-                               ("artifacts", "run_key"), ("runs", "key")):
+            for table, col in (
+                ("items", "run_key"),
+                ("scores", "run_key"),
+                ("artifacts", "run_key"),
+                ("runs", "key"),
+            ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} = ?", (key,))
 
     # -- training ----------------------------------------------------------------------------

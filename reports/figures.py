@@ -35,8 +35,9 @@ def metric_bars(
         raise ValueError(f"no values for metric {metric!r}")
     pivot = sub.pivot_table(index="dataset", columns="method", values="value", aggfunc="mean")
     n_ds, n_m = pivot.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + n_ds * (0.5 + 0.35 * n_m)), 3.4),
-                           layout="constrained")
+    fig, ax = plt.subplots(
+        figsize=(max(4.0, 1.2 + n_ds * (0.5 + 0.35 * n_m)), 3.4), layout="constrained"
+    )
     width = 0.8 / max(n_m, 1)
     x = np.arange(n_ds)
     cmap = plt.get_cmap("tab10" if n_m <= 10 else "tab20")
@@ -45,13 +46,17 @@ def metric_bars(
         bars = ax.bar(x + (i - (n_m - 1) / 2) * width, vals, width, label=meth, color=cmap(i))
         ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
     ax.set_xticks(x, list(pivot.index))
-    arrow = "" if higher_better is None else (" (\u2191 better)" if higher_better else
-                                              " (\u2193 better)")
+    arrow = (
+        ""
+        if higher_better is None
+        else (" (\u2191 better)" if higher_better else " (\u2193 better)")
+    )
     ax.set_ylabel(metric + arrow)
     ax.set_title(metric)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=8, frameon=False, ncols=min(n_m, 4), loc="upper left",
-              bbox_to_anchor=(0, -0.12))
+    ax.legend(
+        fontsize=8, frameon=False, ncols=min(n_m, 4), loc="upper left", bbox_to_anchor=(0, -0.12)
+    )
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
@@ -64,8 +69,9 @@ def training_curves(log: pd.DataFrame, path: str | Path, *, smooth: int = 1) -> 
     runs = list(dict.fromkeys(log["train_key"]))
     if not runs:
         raise ValueError("no training logs stored")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False, layout="constrained"
+    )
     for ax, key in zip(axes[0], runs, strict=True):
         sub = log[log["train_key"] == key]
         for name, g in sub.groupby("name"):
@@ -99,8 +105,13 @@ def qualitative_grid(
     plt = _plt()
     names = list(images)
     n_rows = len(next(iter(images.values())))
-    fig, axes = plt.subplots(n_rows, len(names), figsize=(2.2 * len(names), 1.8 * n_rows),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        n_rows,
+        len(names),
+        figsize=(2.2 * len(names), 1.8 * n_rows),
+        squeeze=False,
+        layout="constrained",
+    )
     for j, name in enumerate(names):
         for i, img in enumerate(images[name]):
             if crop is not None:

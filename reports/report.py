@@ -21,8 +21,25 @@ def directions(host: PluginHost | None = None) -> dict[str, bool | None]:
 def metric_order(host: PluginHost | None = None) -> list[str]:
     """Registration order puts core metrics first; used to order a table's columns."""
     host = host or get_host()
-    preferred = ["psnr", "psnr_y", "ssim", "ssim_rgb", "psnr_gtmean", "ssim_gtmean", "lpips",
-                 "niqe", "pi", "musiq", "brisque", "loe", "miou", "mpa", "params", "flops", "time"]
+    preferred = [
+        "psnr",
+        "psnr_y",
+        "ssim",
+        "ssim_rgb",
+        "psnr_gtmean",
+        "ssim_gtmean",
+        "lpips",
+        "niqe",
+        "pi",
+        "musiq",
+        "brisque",
+        "loe",
+        "miou",
+        "mpa",
+        "params",
+        "flops",
+        "time",
+    ]
     rest = [n for n in host.registry("metric").names() if n not in preferred]
     return preferred + rest
 
@@ -36,8 +53,9 @@ def report_table(
     host: PluginHost | None = None,
 ) -> tuple[Table, pd.DataFrame]:
     frame = results(methods, datasets, metrics, home=home)
-    table = build_table(frame, directions(host), method_order=methods,
-                        metric_order=metrics or metric_order(host))
+    table = build_table(
+        frame, directions(host), method_order=methods, metric_order=metrics or metric_order(host)
+    )
     return table, frame
 
 
@@ -54,8 +72,11 @@ def report_figures(
     dirs = directions(host)
     written = []
     for metric in sorted(set(frame["metric"])):
-        written.append(figures.metric_bars(frame, metric, out_dir / f"{metric}.{fmt}",
-                                           higher_better=dirs.get(metric)))
+        written.append(
+            figures.metric_bars(
+                frame, metric, out_dir / f"{metric}.{fmt}", higher_better=dirs.get(metric)
+            )
+        )
     log = training_log(home=home)
     if not log.empty:
         wanted = set(frame["method"]) if not frame.empty else set(log["method"])

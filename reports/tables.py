@@ -42,13 +42,17 @@ class Table:
     # -- renderers ---------------------------------------------------------------------------
     def to_markdown(self) -> str:
         head = ["Method"] + [f"{d} {m}{self.arrow(m)}" for d, m in self.columns]
-        lines = ["| " + " | ".join(head) + " |",
-                 "| " + " | ".join([":---"] + ["---:"] * len(self.columns)) + " |"]
+        lines = [
+            "| " + " | ".join(head) + " |",
+            "| " + " | ".join([":---"] + ["---:"] * len(self.columns)) + " |",
+        ]
         for meth in self.methods:
             cells = [meth]
             for col in self.columns:
                 text, rank = self.cell(meth, col), self.ranks.get((meth, col))
-                cells.append(f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
+                cells.append(
+                    f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text
+                )
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines + [f"\n{n}" for n in self.notes]) + "\n"
 
@@ -69,15 +73,22 @@ class Table:
         out.append(" & ".join(top) + " \\\\")
         out.append(" ".join(rules))
         arrows = {"\u2191": "$\\uparrow$", "\u2193": "$\\downarrow$", "": ""}
-        out.append(" & ".join([""] + [f"{_tex(m)}{arrows[self.arrow(m)]}" for _, m in self.columns])
-                   + " \\\\")
+        out.append(
+            " & ".join([""] + [f"{_tex(m)}{arrows[self.arrow(m)]}" for _, m in self.columns])
+            + " \\\\"
+        )
         out.append("\\midrule")
         for meth in self.methods:
             cells = [_tex(meth)]
             for col in self.columns:
                 text, rank = self.cell(meth, col), self.ranks.get((meth, col))
-                cells.append(f"\\textbf{{{text}}}" if rank == 1 else
-                             f"\\underline{{{text}}}" if rank == 2 else text)
+                cells.append(
+                    f"\\textbf{{{text}}}"
+                    if rank == 1
+                    else f"\\underline{{{text}}}"
+                    if rank == 2
+                    else text
+                )
             out.append(" & ".join(cells) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(out) + "\n"
@@ -88,7 +99,7 @@ class Table:
         th2 = "".join(f"<th>{html.escape(m)}{self.arrow(m)}</th>" for _, m in self.columns)
         body = []
         for meth in self.methods:
-            cells = [f"<th scope=\"row\">{html.escape(meth)}</th>"]
+            cells = [f'<th scope="row">{html.escape(meth)}</th>']
             for col in self.columns:
                 text, rank = html.escape(self.cell(meth, col)), self.ranks.get((meth, col))
                 if rank == 1:
@@ -99,14 +110,14 @@ class Table:
             body.append("<tr>" + "".join(cells) + "</tr>")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         return (
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>"
             "body{font-family:system-ui,sans-serif;margin:2em}"
             "table{border-collapse:collapse}th,td{padding:.3em .8em;text-align:right}"
             "thead th{border-bottom:1px solid #333;text-align:center}"
             "tbody th{text-align:left}table{border-top:2px solid #333;border-bottom:2px solid #333}"
             "</style></head><body>"
-            f"<table><thead><tr><th rowspan=\"2\">Method</th>{th}</tr><tr>{th2}</tr></thead>"
+            f'<table><thead><tr><th rowspan="2">Method</th>{th}</tr><tr>{th2}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>{notes}</body></html>\n"
         )
 
@@ -129,8 +140,13 @@ class Table:
             row = [meth]
             for col in self.columns:
                 text, rank = self.cell(meth, col), self.ranks.get((meth, col))
-                row.append(f"[bold]{text}[/]" if rank == 1 else f"[underline]{text}[/]"
-                           if rank == 2 else text)
+                row.append(
+                    f"[bold]{text}[/]"
+                    if rank == 1
+                    else f"[underline]{text}[/]"
+                    if rank == 2
+                    else text
+                )
             t.add_row(*row)
         return t
 
@@ -164,15 +180,24 @@ def build_table(
     methods += [m for m in _unique(frame["method"]) if m not in methods]
     methods.sort(key=lambda m: not is_reference_row(m))  # bounds first, order kept otherwise
     metric_rank = {m: i for i, m in enumerate(metric_order or [])}
-    cols = sorted({(d, m) for d, m in zip(frame["dataset"], frame["metric"], strict=True)},
-                  key=lambda c: (c[0], metric_rank.get(c[1], len(metric_rank)), c[1]))
+    cols = sorted(
+        {(d, m) for d, m in zip(frame["dataset"], frame["metric"], strict=True)},
+        key=lambda c: (c[0], metric_rank.get(c[1], len(metric_rank)), c[1]),
+    )
     values = {(r.method, (r.dataset, r.metric)): float(r.value) for r in frame.itertuples()}
-    table = Table([m for m in methods if any((m, c) in values for c in cols)], cols, values,
-                  dict(higher_better))
+    table = Table(
+        [m for m in methods if any((m, c) in values for c in cols)],
+        cols,
+        values,
+        dict(higher_better),
+    )
     for col in cols:
         hb = higher_better.get(col[1])
-        present = [(m, values[(m, col)]) for m in table.methods if (m, col) in values
-                   and not math.isnan(values[(m, col)]) and not is_reference_row(m)]
+        present = [
+            (m, values[(m, col)])
+            for m in table.methods
+            if (m, col) in values and not math.isnan(values[(m, col)]) and not is_reference_row(m)
+        ]
         if hb is None or len(present) < 2:
             continue
         distinct = sorted({round(v, 10) for _, v in present}, reverse=hb)
@@ -183,8 +208,10 @@ def build_table(
     if frame["n_failed"].fillna(0).astype(int).gt(0).any() if "n_failed" in frame else False:
         bad = frame[frame["n_failed"].fillna(0).astype(int) > 0][["method", "dataset", "n_failed"]]
         for r in bad.drop_duplicates().itertuples():
-            table.notes.append(f"{r.method} on {r.dataset}: {r.n_failed} image(s) failed and are "
-                               "excluded from the means.")
+            table.notes.append(
+                f"{r.method} on {r.dataset}: {r.n_failed} image(s) failed and are "
+                "excluded from the means."
+            )
     return table
 
 
@@ -225,8 +252,18 @@ def _runs(items) -> list[tuple[str, int]]:
     return out
 
 
-_TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#",
-        "_": "\\_", "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}
+_TEX = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "_": "\\_",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+}
 
 
 def _tex(s: str) -> str:

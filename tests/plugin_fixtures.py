@@ -68,8 +68,9 @@ class Scale(TrainableMethod):
             self.steps_run += 1
             ctx.log(step, {"loss": float(loss.detach())})
             ctx.progress(step + 1, total)
-            ctx.save_checkpoint({"model": self.net.state_dict(), "opt": opt.state_dict(),
-                                 "step": step + 1})
+            ctx.save_checkpoint(
+                {"model": self.net.state_dict(), "opt": opt.state_dict(), "step": step + 1}
+            )
             if self.config.get("crash_at") == step + 1:
                 raise KeyboardInterrupt
 
@@ -112,24 +113,64 @@ def make_tiny_dataset(root: Path, n_test: int = 4, n_train: int = 3, size=(24, 3
 class TestPlugin:
     @hookimpl
     def register_methods(register):
-        register(MethodSpec("brighten", lambda c, d: Brighten(c, d), "gamma 0.5 for tests",
-                            default_config={"gamma": 0.5}))
-        register(MethodSpec("nan-method", lambda c, d: NaNOnSecond(c, d), "returns NaN",
-                            default_config={"threshold": 0.14}))
+        register(
+            MethodSpec(
+                "brighten",
+                lambda c, d: Brighten(c, d),
+                "gamma 0.5 for tests",
+                default_config={"gamma": 0.5},
+            )
+        )
+        register(
+            MethodSpec(
+                "nan-method",
+                lambda c, d: NaNOnSecond(c, d),
+                "returns NaN",
+                default_config={"threshold": 0.14},
+            )
+        )
         register(MethodSpec("wrong-shape", lambda c, d: WrongShape(c, d), "drops a row"))
-        register(MethodSpec("scale", lambda c, d: Scale(c, d), "learns a gain", trains=True,
-                            supervision="zero-reference",
-                            default_config={"lr": 0.5, "steps": 6, "crash_at": 0},
-                            presets={"quick": {"steps": 2}}))
+        register(
+            MethodSpec(
+                "scale",
+                lambda c, d: Scale(c, d),
+                "learns a gain",
+                trains=True,
+                supervision="zero-reference",
+                default_config={"lr": 0.5, "steps": 6, "crash_at": 0},
+                presets={"quick": {"steps": 2}},
+            )
+        )
 
     @hookimpl
     def register_datasets(register):
-        register(DatasetSpec("tiny", lambda root: TinyPairs(Path(root) / "tiny"), "tiny pairs",
-                             paired=True))
+        register(
+            DatasetSpec(
+                "tiny", lambda root: TinyPairs(Path(root) / "tiny"), "tiny pairs", paired=True
+            )
+        )
 
     @hookimpl
     def register_metrics(register):
-        register(MetricSpec("mean", lambda d, o: MeanMetric(d, o), "mean level", "no-reference",
-                            True, "mean of all pixel values in [0, 1]", score_range=(0, 1)))
-        register(MetricSpec("peak", lambda d, o: PeakMetric(d, o), "max level", "no-reference",
-                            True, "largest pixel value in [0, 1]", default=False))
+        register(
+            MetricSpec(
+                "mean",
+                lambda d, o: MeanMetric(d, o),
+                "mean level",
+                "no-reference",
+                True,
+                "mean of all pixel values in [0, 1]",
+                score_range=(0, 1),
+            )
+        )
+        register(
+            MetricSpec(
+                "peak",
+                lambda d, o: PeakMetric(d, o),
+                "max level",
+                "no-reference",
+                True,
+                "largest pixel value in [0, 1]",
+                default=False,
+            )
+        )

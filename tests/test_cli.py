@@ -36,11 +36,16 @@ def test_run_then_report_in_every_format(env, tmp_path):
     assert r.exit_code == 1 and "img3" in r.output and "NaN" in r.output
     r = invoke("report")
     assert r.exit_code == 0 and "brighten" in r.output and "nan-method" in r.output
-    for fmt, marker in (("md", "| Method |"), ("latex", "\\toprule"), ("html", "<table>"),
-                        ("csv", "method,tiny/mean")):
+    for fmt, marker in (
+        ("md", "| Method |"),
+        ("latex", "\\toprule"),
+        ("html", "<table>"),
+        ("csv", "method,tiny/mean"),
+    ):
         out = tmp_path / f"t.{fmt}"
-        r = invoke("report", "--format", fmt, "--output", str(out), "--figures",
-                   str(tmp_path / "figs"))
+        r = invoke(
+            "report", "--format", fmt, "--output", str(out), "--figures", str(tmp_path / "figs")
+        )
         assert r.exit_code == 0, r.output
         assert marker in out.read_text()
     assert (tmp_path / "figs" / "mean.png").is_file()
@@ -66,8 +71,16 @@ def test_score_folder_csv_and_json(env, tmp_path):
     for i in range(3):
         write_png(pred / f"{i}.png", np.full((8, 8, 3), 50 * i, np.uint8))
         write_png(ref / f"{i}.png", np.full((8, 8, 3), 50 * i + 10, np.uint8))
-    r = invoke("score", "--metrics", "mean,peak", "--ref", str(ref), "--output",
-               str(tmp_path / "s.csv"), str(pred))
+    r = invoke(
+        "score",
+        "--metrics",
+        "mean,peak",
+        "--ref",
+        str(ref),
+        "--output",
+        str(tmp_path / "s.csv"),
+        str(pred),
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(tmp_path / "s.csv")
     assert list(df.columns) == ["image", "mean", "peak"]

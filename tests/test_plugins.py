@@ -70,8 +70,9 @@ def test_third_party_distribution_is_discovered(site, home):
 
 
 def test_broken_plugin_is_reported_and_others_still_work(site, home):
-    _write_distribution(site, "llbench-broken", "llbench_broken",
-                        "raise ImportError('needs libfoo')\n", "broken")
+    _write_distribution(
+        site, "llbench-broken", "llbench_broken", "raise ImportError('needs libfoo')\n", "broken"
+    )
     _write_distribution(site, "llbench-invert", "llbench_invert", THIRD_PARTY, "invert")
     host = get_host()
     infos = {i.name: i for i in host.plugins()}

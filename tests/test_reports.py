@@ -45,13 +45,17 @@ def test_markdown_latex_html_csv():
     html = t.to_html()
     assert '<th colspan="2">lol</th>' in html and "<b>22.50</b>" in html and "<u>20.00</u>" in html
     csv = t.to_csv().splitlines()
-    assert csv[0] == "method,lime_set/niqe,lol/psnr,lol/niqe" and csv[2].startswith("b,4.2,22.5,5.0")
+    assert csv[0] == "method,lime_set/niqe,lol/psnr,lol/niqe" and csv[2].startswith(
+        "b,4.2,22.5,5.0"
+    )
 
 
 def test_reference_rows_are_not_ranked():
     f = _frame()
-    f = pd.concat([f, pd.DataFrame([("lol", "psnr", 99.0, "(normal light)", 0)],
-                                   columns=f.columns)], ignore_index=True)
+    f = pd.concat(
+        [f, pd.DataFrame([("lol", "psnr", 99.0, "(normal light)", 0)], columns=f.columns)],
+        ignore_index=True,
+    )
     t = build_table(f, {"psnr": True, "niqe": False})
     assert t.methods[0] == "(normal light)"
     assert ("(normal light)", ("lol", "psnr")) not in t.ranks
@@ -71,8 +75,16 @@ def test_html_escapes_names():
     assert "<script>" not in build_table(f, {}).to_html()
 
 
-@pytest.mark.parametrize("v,s", [(22.456, "22.46"), (0.8123, "0.812"), (123.45, "123.5"),
-                                 (0.001234, "1.23e-03"), (float("inf"), "inf")])
+@pytest.mark.parametrize(
+    "v,s",
+    [
+        (22.456, "22.46"),
+        (0.8123, "0.812"),
+        (123.45, "123.5"),
+        (0.001234, "1.23e-03"),
+        (float("inf"), "inf"),
+    ],
+)
 def test_format_value(v, s):
     assert format_value(v) == s
 
@@ -82,8 +94,16 @@ def test_figures_are_written(tmp_path):
     assert p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG"
     s = figures.metric_bars(_frame(), "niqe", tmp_path / "niqe.svg")
     assert "<svg" in s.read_text()[:500]
-    log = pd.DataFrame({"method": "m", "dataset": "d", "train_key": "k", "step": range(20),
-                        "name": "loss", "value": [1 / (i + 1) for i in range(20)]})
+    log = pd.DataFrame(
+        {
+            "method": "m",
+            "dataset": "d",
+            "train_key": "k",
+            "step": range(20),
+            "name": "loss",
+            "value": [1 / (i + 1) for i in range(20)],
+        }
+    )
     assert figures.training_curves(log, tmp_path / "t.png", smooth=3).is_file()
     with pytest.raises(ValueError, match="must end in"):
         figures.metric_bars(_frame(), "psnr", tmp_path / "x.gif")
