@@ -207,9 +207,11 @@ def run(
     t = Table(show_header=True)
     t.add_column("metric")
     t.add_column("mean", justify="right")
+    from .reports.report import metric_order
     from .reports.tables import format_value
 
-    for name, v in result.scores.items():
+    order = {m: i for i, m in enumerate(metric_order())}
+    for name, v in sorted(result.scores.items(), key=lambda kv: order.get(kv[0], len(order))):
         t.add_row(name, "-" if v is None else format_value(v))
     console.print(t)
     if result.failures:
