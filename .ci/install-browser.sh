@@ -6,8 +6,6 @@
 # (its browser download is not available offline); see ../shared/ENVIRONMENT.md.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     echo "chromium already installed: $(/usr/bin/chromium --version 2>/dev/null || echo unknown)"
 else
@@ -20,8 +18,4 @@ else
     $sudo apt-get install -y -qq chromium chromium-driver
     echo "installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
 fi
-
-if ! python -c "import playwright.sync_api" >/dev/null 2>&1; then
-    python -m pip install -q -c "$here/constraints.txt" playwright
-fi
-python -c "import playwright; from importlib.metadata import version; print('playwright', version('playwright'))"
+# Playwright's Python package comes with the test extra (`make install`).

@@ -109,6 +109,10 @@ def test_registered_through_the_plugin_host(home, cache):
 # -- the real loading path -----------------------------------------------------------------------
 @pytest.mark.parametrize("name", FAST)
 def test_runs_from_cache_and_matches_pyiqa(cache, no_network, monkeypatch, name):
+    from llbench.weights import missing_packages
+
+    if missing_packages(name):
+        pytest.skip(f"{name} needs the optional package(s) {missing_packages(name)}")
     paths = F.WRITERS[name]()
     if name == "clipiqa":
         F.trust(monkeypatch, "RN50.pt", paths[0])
@@ -378,3 +382,16 @@ def test_calibration_with_official_weights(name):
         ref = to_tensor(read_image(d / "ref_dir" / f"{stem}.bmp")) if name == "lpips" else None
         got.append(float(metric(x, ref)[0]))
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+def test_missing_optional_package_is_named(monkeypatch):
+    import importlib.util
+
+    from llbench.weights import unavailable_message
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda mod, *a: None if mod == "clip" else real(mod, *a)
+    )
+    msg = unavailable_message("clipiqa")
+    assert "openai-clip" in msg and "pip install" in msg
