@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DatasetError
+from .hashing import sha256_file
 from .images import IMAGE_SUFFIXES
 
 
@@ -161,14 +162,6 @@ def image_files(folder: Path) -> list[Path]:
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_manifest(

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import posixpath
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import LLBenchError, WeightsError
+from .hashing import sha256_file
 from .specs import WeightsRef
 
 CHUNK = 1 << 16
@@ -94,10 +94,10 @@ def download(
     steps = manual_download_steps(url, dest, sha256) + (f" {manual}" if manual else "")
 
     if dest.is_file():
-        if sha256 is None or _sha256(dest) == sha256:
+        if sha256 is None or sha256_file(dest) == sha256:
             return dest
         raise ChecksumError(
-            f"{dest} exists but its sha256 is {_sha256(dest)}, not {sha256}: it is a different or "
+            f"{dest} exists but its sha256 is {sha256_file(dest)}, not {sha256}: it is a different or "
             f"damaged file. Delete it and run again. {steps}"
         )
     scheme = urllib.parse.urlparse(url).scheme.lower()
@@ -112,7 +112,7 @@ def download(
     part = dest.with_name(dest.name + ".part")
     _fetch_to_part(url, part, timeout=timeout, progress=progress, steps=steps)
     if sha256 is not None:
-        actual = _sha256(part)
+        actual = sha256_file(part)
         if actual != sha256:
             part.unlink(missing_ok=True)
             raise ChecksumError(
@@ -239,14 +239,6 @@ class _ProgressBar:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- extraction ----------------------------------------------------------------------------------
@@ -457,7 +449,7 @@ def fetch_weights(ref: WeightsRef, cache_dir: str | os.PathLike, *, progress: bo
     if path.is_file():
         if expected is None:
             return path
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise WeightsError(
                 f"{path} has sha256 {actual}, but the released weights have {expected}"

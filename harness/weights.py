@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import WeightsError
+from .hashing import sha256_file
 
 PYIQA_BASE_URL = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
 TORCHVISION_BASE_URL = "https://download.pytorch.org/models"
@@ -289,17 +290,9 @@ def require(name: str) -> dict[str, Path]:
 
 
 # -- checking -----------------------------------------------------------------------------------
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_hash(wf: WeightFile, path: Path, digest: str | None = None) -> str:
     """Compare ``path`` with ``wf``'s published hash; return the sha256, raise on a mismatch."""
-    digest = digest or sha256_of(path)
+    digest = digest or sha256_file(path)
     if wf.sha256 and digest != wf.sha256:
         raise WeightsError(
             f"{path}: sha256 {digest} does not match the published {wf.sha256} "
@@ -358,7 +351,7 @@ def identify(path: Path, digest: str | None = None) -> WeightFile:
     wf = FILES.get(path.name)
     if wf is not None:
         return wf
-    digest = digest or sha256_of(path)
+    digest = digest or sha256_file(path)
     for cand in FILES.values():
         if cand.sha256 == digest:
             return cand
@@ -401,7 +394,7 @@ def import_files(paths: Iterable[str | os.PathLike]) -> list[Placed]:
         src = Path(p).expanduser()
         if not src.is_file():
             raise WeightsError(f"no such file: {src}")
-        digest = sha256_of(src)
+        digest = sha256_file(src)
         wf = identify(src, digest)
         check_hash(wf, src, digest)
         check_format(wf, src)

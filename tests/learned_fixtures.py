@@ -202,7 +202,7 @@ def trust(monkeypatch, filename: str, path: Path) -> None:
     """Make ``filename``'s published hash the generated file's (for hash-checked files)."""
     wf = W.FILES[filename]
     monkeypatch.setitem(
-        W.FILES, filename, dataclasses.replace(wf, sha256=W.sha256_of(path), sha256_prefix=None)
+        W.FILES, filename, dataclasses.replace(wf, sha256=W.sha256_file(path), sha256_prefix=None)
     )
 
 

@@ -14,7 +14,6 @@ server only ever serves files listed for the study.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -24,6 +23,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from ..hashing import sha256_file
 from ..store import Store
 from .model import (
     IMAGE_TYPES,
@@ -55,14 +55,6 @@ DEFAULT_INSTRUCTIONS = {
     ),
 }
 MAX_LABEL = 200
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _label(value: Any, what: str) -> str:
