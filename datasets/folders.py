@@ -21,6 +21,7 @@ their samples per split; this base class adds:
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import re
@@ -240,8 +241,9 @@ class FolderDataset(Dataset):
         except DatasetError as exc:
             raise DatasetError(f"{self.name} {split} split: {exc}") from exc
 
-    def _split_samples(self, split: str) -> list[Sample]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _split_samples(self, split: str) -> list[Sample]:
+        """The samples of ``split`` read from this dataset's layout."""
 
     def where_to_get(self) -> str:
         src = self.source

@@ -21,6 +21,7 @@ A segmenter turns images (``N x 3 x H x W`` float in [0, 1]) into labels (``N x 
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class Segmenter:
+class Segmenter(abc.ABC):
     """Base class: ``classes`` (index = label) and ``predict(images) -> (N, H, W) int64``."""
 
     name: str = ""
@@ -69,8 +70,9 @@ class Segmenter:
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores ``(N, C, H, W)`` for images ``(N, 3, H, W)`` in [0, 1]."""
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() == 3:

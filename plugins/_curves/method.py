@@ -10,6 +10,7 @@ the step, so a resumed run produces the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import abc
 import copy
 import time
 from collections.abc import Mapping
@@ -62,8 +63,9 @@ class CurveMethod(TrainableMethod):
         self.training_info: dict[str, Any] = {}
 
     # -- to implement ------------------------------------------------------------------------
+    @abc.abstractmethod
     def build_net(self) -> CurveNet:
-        raise NotImplementedError
+        """The curve-estimation network of the paper, with the official layer names."""
 
     def loss_terms(
         self, low: torch.Tensor, enhanced: torch.Tensor, maps: torch.Tensor
