@@ -8,9 +8,11 @@ Construction
 * Sources. Training: ``rocket``, both views of ``stereo_motorcycle``, ``hubble_deep_field``,
   ``retina`` and ``immunohistochemistry``; test: ``astronaut``, ``chelsea`` and ``coffee``. The
   split is by source photograph, so no test content is seen in training.
-* Crops. Each photograph is resized (area averaging) so its shorter side is 240 px, then
-  ``CROPS_PER_SOURCE`` crops of 240 x 320 (H x W, LOL's 2:3 aspect at 60 % of its size) are taken
-  at seeded positions: 24 training and 9 test pairs.
+* Crops. ``CROPS_PER_SOURCE`` crops of 240 x 320 (H x W, LOL's 2:3 aspect at 60 % of its size)
+  per photograph: 24 training and 9 test pairs. Crop ``c`` first resizes the photograph (area
+  averaging, aspect ratio kept) by ``ZOOMS[c]`` times the smallest scale at which a crop fits,
+  then cuts the crop at a seeded position: crop 0 shows (nearly) the whole scene and later crops
+  show ever closer details, so no two pairs are near-duplicates.
 * Normal-light image: the crop, 8-bit sRGB.
 * Low-light image: :func:`llbench.datasets.lowlight_model.darken` with its default parameter
   ranges, i.e. sRGB decoding to linear light, exposure scaling by 0.04-0.25 (2 to 4.6 stops) and a
@@ -44,9 +46,9 @@ from llbench.hookspecs import hookimpl
 from llbench.images import write_png
 from llbench.specs import DatasetSpec
 
-VERSION = "1"
+VERSION = "2"
 SEED = 20240611
-SHORT_SIDE = 240
+ZOOMS = (1.0, 1.6, 2.2, 2.8)
 CROP = (240, 320)
 CROPS_PER_SOURCE = {"train": 4, "test": 3}
 SOURCES = {
@@ -79,11 +81,12 @@ def _load_source(name: str) -> np.ndarray:
     return img
 
 
-def _resize_short_side(img: np.ndarray, short: int) -> np.ndarray:
+def _resize_for_crop(img: np.ndarray, zoom: float) -> np.ndarray:
+    """Resize (aspect kept) to ``zoom`` times the smallest size that still holds a crop."""
     from PIL import Image
 
     h, w = img.shape[:2]
-    scale = short / min(h, w)
+    scale = max(CROP[0] / h, CROP[1] / w) * zoom
     size = (max(CROP[1], round(w * scale)), max(CROP[0], round(h * scale)))
     return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BOX))
 
@@ -96,9 +99,10 @@ def generate(root: Path) -> None:
     for split, sources in SOURCES.items():
         index = 0
         for source in sources:
-            img = _resize_short_side(_load_source(source), SHORT_SIDE)
-            h, w = img.shape[:2]
+            photo = _load_source(source)
             for c in range(CROPS_PER_SOURCE[split]):
+                img = _resize_for_crop(photo, ZOOMS[c])
+                h, w = img.shape[:2]
                 rng = np.random.default_rng([SEED, SPLIT_IDS[split], index])
                 y = int(rng.integers(0, h - CROP[0] + 1))
                 x = int(rng.integers(0, w - CROP[1] + 1))
@@ -107,7 +111,7 @@ def generate(root: Path) -> None:
                 key = f"{source}_{c}"
                 write_png(tmp / split / "high" / f"{key}.png", high)
                 write_png(tmp / split / "low" / f"{key}.png", low)
-                params[f"{split}/{key}"] = {"crop_yx": [y, x], **p.as_dict()}
+                params[f"{split}/{key}"] = {"zoom": ZOOMS[c], "crop_yx": [y, x], **p.as_dict()}
                 index += 1
     (tmp / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True))
     (tmp / "VERSION").write_text(VERSION)

@@ -77,10 +77,58 @@ def report_figures(
                 frame, metric, out_dir / f"{metric}.{fmt}", higher_better=dirs.get(metric)
             )
         )
+    written += qualitative_figures(frame, out_dir, home=home, fmt=fmt)
     log = training_log(home=home)
     if not log.empty:
         wanted = set(frame["method"]) if not frame.empty else set(log["method"])
         log = log[log["method"].isin(wanted)]
         if not log.empty:
             written.append(figures.training_curves(log, out_dir / f"training.{fmt}", smooth=5))
+    return written
+
+
+def qualitative_figures(
+    frame: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    home: str | Path | None = None,
+    fmt: str = "png",
+    n_images: int = 3,
+) -> list[Path]:
+    """Per dataset, a grid of the first ``n_images`` test images every method enhanced
+    (columns: methods in table order; rows: images), from the saved 8-bit outputs."""
+    from llbench import paths
+    from llbench.datasets_api import natural_key
+    from llbench.images import read_image
+    from llbench.store import Store
+
+    home_dir = paths.home(home)
+    store = Store(home_dir)
+    written = []
+    for dataset, sub in frame.groupby("dataset", sort=True):
+        outputs: dict[str, dict[str, Path]] = {}
+        for method, key in sub.drop_duplicates("run_key")[["method", "run_key"]].itertuples(
+            index=False
+        ):
+            rows = store.query(
+                "SELECT image, output FROM items WHERE run_key = ? AND status = 'ok' "
+                "AND output IS NOT NULL",
+                (key,),
+            )
+            found = {r["image"]: home_dir / r["output"] for r in rows}
+            found = {k: p for k, p in found.items() if p.is_file()}
+            if found:
+                outputs[method] = found
+        if not outputs:
+            continue
+        common = sorted(set.intersection(*(set(o) for o in outputs.values())), key=natural_key)
+        if not common:
+            continue
+        keys = common[:n_images]
+        images = {m: [read_image(o[k]) for k in keys] for m, o in outputs.items()}
+        written.append(
+            figures.qualitative_grid(
+                images, Path(out_dir) / f"grid-{dataset}.{fmt}", row_labels=keys
+            )
+        )
     return written

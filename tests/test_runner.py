@@ -189,3 +189,24 @@ def test_preset_changes_config(host, home):
     assert cfg["steps"] == 2
     with pytest.raises(ConfigError, match="presets: quick"):
         _run(host, home, method="scale", preset="slow")
+
+
+def test_batches_give_the_same_outputs_as_single_images(host, home):
+    from plugin_fixtures import make_tiny_dataset
+
+    # mixed sizes: the runner batches only images of one shape together
+    make_tiny_dataset(home / "data" / "tiny", n_test=5, size=(24, 32))
+    from llbench.images import write_png
+
+    rng = np.random.default_rng(1)
+    for name in ("img3", "img4"):
+        hi = rng.integers(0, 255, (20, 28, 3), dtype=np.uint8)
+        write_png(home / "data/tiny/test/high" / f"{name}.png", hi)
+        write_png(home / "data/tiny/test/low" / f"{name}.png", hi // 4)
+    store = Store(home)
+    one = _run(host, home, batch_size=1)
+    hashes = {k: r["sha256"] for k, r in store.done_items(one.key).items()}
+    many = _run(host, home, batch_size=3, force=True)
+    assert one.key == many.key and many.n_failed == 0
+    assert {k: r["sha256"] for k, r in store.done_items(many.key).items()} == hashes
+    assert len(hashes) == 5 and many.scores == pytest.approx(one.scores)
