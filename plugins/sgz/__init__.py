@@ -103,9 +103,12 @@ PRESETS = {
 }
 
 OFFICIAL_WEIGHTS = WeightsRef(
+    # pinned to a commit, so the bytes behind the URL cannot change; the authors published no
+    # sha256, so the hash of the file used is recorded in each run's provenance instead
     url="https://raw.githubusercontent.com/ShenZheng2000/"
-    "Semantic-Guided-Low-Light-Image-Enhancement/main/weight/Epoch99.pth",
-    sha256="",  # no public record of the file's sha256; see the plugin report
+    "Semantic-Guided-Low-Light-Image-Enhancement/"
+    "6e1c840885a06f6937754e31cd31df6693e51099/weight/Epoch99.pth",
+    sha256="",
     filename="Epoch99.pth",
     source="https://github.com/ShenZheng2000/Semantic-Guided-Low-Light-Image-Enhancement "
     "(weight/Epoch99.pth)",

@@ -69,8 +69,11 @@ PRESETS = {
 }
 
 OFFICIAL_WEIGHTS = WeightsRef(
-    url="https://raw.githubusercontent.com/Li-Chongyi/Zero-DCE/master/Zero-DCE_code/snapshots/Epoch99.pth",
-    sha256="",  # no public record of the file's sha256; see the plugin report
+    # pinned to a commit, so the bytes behind the URL cannot change; the authors published no
+    # sha256, so the hash of the file used is recorded in each run's provenance instead
+    url="https://raw.githubusercontent.com/Li-Chongyi/Zero-DCE/"
+    "43f9da935d55758d93b54a47ce5872c96b342668/Zero-DCE_code/snapshots/Epoch99.pth",
+    sha256="",
     filename="Epoch99.pth",
     source="https://github.com/Li-Chongyi/Zero-DCE (Zero-DCE_code/snapshots/Epoch99.pth)",
 )

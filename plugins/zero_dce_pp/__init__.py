@@ -64,9 +64,12 @@ PRESETS = {
 }
 
 OFFICIAL_WEIGHTS = WeightsRef(
-    url="https://raw.githubusercontent.com/Li-Chongyi/Zero-DCE_extension/main/"
+    # pinned to a commit, so the bytes behind the URL cannot change; the authors published no
+    # sha256, so the hash of the file used is recorded in each run's provenance instead
+    url="https://raw.githubusercontent.com/Li-Chongyi/Zero-DCE_extension/"
+    "99ab5265054f685c874da58033ece00579514425/"
     "Zero-DCE%2B%2B/snapshots_Zero_DCE%2B%2B/Epoch99.pth",
-    sha256="",  # no public record of the file's sha256; see the plugin report
+    sha256="",
     filename="Epoch99.pth",
     source="https://github.com/Li-Chongyi/Zero-DCE_extension "
     "(Zero-DCE++/snapshots_Zero_DCE++/Epoch99.pth)",
