@@ -258,10 +258,21 @@ def enhance(method, weights, config_file, preset, device, output, suffix, inputs
         and Path(inputs[0]).suffix.lower() in VIDEO_SUFFIXES
         and out.suffix.lower() in VIDEO_SUFFIXES
     ):
+        from .progress import Progress
         from .video import enhance_video
 
-        info = enhance_video(meth, Path(inputs[0]), out)
-        console.print(f"wrote {out} ({info})")
+        bar = Progress()
+        task = bar.task(f"{method} on {inputs[0]}", total=None)
+        try:
+            info = enhance_video(
+                meth, Path(inputs[0]), out, progress=lambda d, t: bar.update(task, d, t)
+            )
+        finally:
+            bar.done(task)
+        console.print(
+            f"wrote {out}: {info['frames']} frames, {info['size'][0]}x{info['size'][1]}, "
+            f"{info['fps']:g} fps"
+        )
         return
     failed = 0
 

@@ -126,3 +126,19 @@ def test_list_kinds(env):
     rows = {row["name"]: row for row in json.loads(r.output)}
     assert rows["tiny"]["status"].startswith("present")
     assert rows["synthetic"]["paired"] is True
+
+
+def test_enhance_video_keeps_fps_size_and_frames(env, tmp_path):
+    iio = pytest.importorskip("imageio.v3")
+    pytest.importorskip("imageio_ffmpeg")
+    frames = [np.full((48, 64, 3), 20 + 5 * i, np.uint8) for i in range(6)]
+    iio.imwrite(tmp_path / "in.mp4", frames, fps=8, codec="libx264")
+    r = invoke(
+        "enhance", "--method", "brighten", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4")
+    )
+    assert r.exit_code == 0, r.output
+    assert "6 frames, 64x48, 8 fps" in r.output
+    out = list(iio.imiter(tmp_path / "out.mp4"))
+    assert len(out) == 6 and out[0].shape == (48, 64, 3)
+    assert iio.immeta(tmp_path / "out.mp4")["fps"] == 8
+    assert out[0].mean() > frames[0].mean() + 30  # brightened
