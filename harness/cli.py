@@ -412,6 +412,37 @@ def _study_tables(home: Path) -> None:
 
 
 @cli.command()
+@click.option(
+    "--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "jsonl"])
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.option("--method", "methods", help="Comma-separated methods (default: all).")
+@click.option("--dataset", "datasets", help="Comma-separated datasets (default: all).")
+@click.option("--metric", "metrics", help="Comma-separated metrics (default: all).")
+@click.option("--all-runs", is_flag=True, help="Every finished run, not only the latest ones.")
+@click.pass_context
+def export(ctx, fmt, output, methods, datasets, metrics, all_runs) -> None:
+    """Export every per-image score (long form: one row per run, image and metric)."""
+    from .results import scores_frame
+
+    frame = scores_frame(
+        _split_list(methods),
+        _split_list(datasets),
+        _split_list(metrics),
+        home=state(ctx).home,
+        latest=not all_runs,
+    )
+    text = (
+        frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", lines=True)
+    )
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        console.print(f"wrote {len(frame)} rows to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs(ctx, as_json: bool) -> None:

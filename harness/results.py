@@ -122,6 +122,40 @@ def per_image_scores(run_key: str, *, home: str | Path | None = None) -> pd.Data
     return items.sort_values("image").reset_index(drop=True)
 
 
+def scores_frame(
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    *,
+    home: str | Path | None = None,
+    latest: bool = True,
+) -> pd.DataFrame:
+    """Every stored score in long form: ``method, dataset, split, run_key, image, metric, value``
+    (image ``*`` for split-level values), for the same runs :func:`results` summarizes."""
+    summary = results(methods, datasets, metrics, home=home, latest=latest)
+    cols = ["method", "dataset", "split", "run_key", "image", "metric", "value"]
+    if summary.empty:
+        return pd.DataFrame(columns=cols)
+    runs = summary.drop_duplicates("run_key")[["run_key", "method", "dataset", "split"]]
+    keys = list(runs["run_key"])
+    store = Store(paths.home(home))
+    rows = pd.DataFrame(
+        [
+            dict(r)
+            for r in store.query(
+                f"SELECT run_key, image, metric, value FROM scores "
+                f"WHERE run_key IN ({','.join('?' * len(keys))})",
+                keys,
+            )
+        ],
+        columns=["run_key", "image", "metric", "value"],
+    )
+    if metrics:
+        rows = rows[rows["metric"].isin(list(metrics))]
+    out = rows.merge(runs, on="run_key")[cols]
+    return out.sort_values(["dataset", "method", "image", "metric"]).reset_index(drop=True)
+
+
 def runs_frame(*, home: str | Path | None = None) -> pd.DataFrame:
     """All runs with status, counts and times."""
     store = Store(paths.home(home))

@@ -178,6 +178,9 @@ def run(
         provenance=provenance,
         started=started,
     )
+    if weights_path is not None:
+        kind = "trained-weights" if training else "weights"
+        store.add_artifact(key, kind, str(weights_path), weights_hash)
     try:
         built = {s.name: s.build(dev, options) for s in metric_specs}
         _enhance_and_score(

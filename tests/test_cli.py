@@ -142,3 +142,20 @@ def test_enhance_video_keeps_fps_size_and_frames(env, tmp_path):
     assert len(out) == 6 and out[0].shape == (48, 64, 3)
     assert iio.immeta(tmp_path / "out.mp4")["fps"] == 8
     assert out[0].mean() > frames[0].mean() + 30  # brightened
+
+
+def test_export_per_image_scores(env, tmp_path):
+    assert (
+        invoke(
+            "run", "--method", "brighten", "--dataset", "tiny", "--metrics", "mean,peak"
+        ).exit_code
+        == 0
+    )
+    r = invoke("export", "-o", str(tmp_path / "s.csv"))
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "s.csv")
+    assert list(df.columns) == ["method", "dataset", "split", "run_key", "image", "metric", "value"]
+    assert len(df) == 8 and set(df["metric"]) == {"mean", "peak"}
+    r = invoke("export", "--format", "jsonl", "--metric", "peak")
+    lines = [json.loads(line) for line in r.output.splitlines()]
+    assert len(lines) == 4 and all(row["metric"] == "peak" for row in lines)

@@ -181,6 +181,9 @@ def test_weights_file_skips_training(host, home, tmp_path):
     assert Store(home).query("SELECT COUNT(*) AS n FROM trainings")[0]["n"] == 0
     prov = json.loads(Store(home).get_run(r.key)["provenance"])
     assert prov["weights"] == str(w)
+    art = Store(home).query("SELECT kind, path, sha256 FROM artifacts WHERE run_key = ?", (r.key,))
+    assert [(a["kind"], a["path"]) for a in art] == [("weights", str(w))]
+    assert art[0]["sha256"] == prov["weights_hash"]
 
 
 def test_preset_changes_config(host, home):
