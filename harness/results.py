@@ -169,6 +169,8 @@ def runs_frame(*, home: str | Path | None = None) -> pd.DataFrame:
     for r in rows:
         prov = json.loads(r.pop("provenance") or "{}")
         r["device"] = prov.get("device")
+        if r["status"] == "running" and _dead(prov.get("host"), prov.get("pid")):
+            r["status"] = "interrupted"  # the process that ran it is gone; rerun to resume
         r["done"] = store.query(
             "SELECT COUNT(*) AS n FROM items WHERE run_key = ? AND status = 'ok'", (r["key"],)
         )[0]["n"]
@@ -188,6 +190,22 @@ def training_log(*, home: str | Path | None = None) -> pd.DataFrame:
         ],
         columns=["method", "dataset", "train_key", "step", "name", "value"],
     )
+
+
+def _dead(host: str | None, pid: int | None) -> bool:
+    """True when ``pid`` ran on this host and no longer exists."""
+    import os
+    import socket
+
+    if host != socket.gethostname() or not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _filter(df: pd.DataFrame, methods, datasets) -> pd.DataFrame:

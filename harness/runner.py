@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
+import socket
 import time
 import traceback
 from collections.abc import Sequence
@@ -161,6 +163,8 @@ def run(
         "method_provenance": meth.provenance(),
         "metrics": wanted,
         "options": options,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
     }
     started = time.time() if existing is None else existing["started"]
     store.start_run(

@@ -88,6 +88,9 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
+    from llbench.results import runs_frame
+
+    assert runs_frame(home=home)["status"].tolist() == ["interrupted"]
     store = Store(home)
     before = {r["image"]: r["sha256"] for r in store.query("SELECT image, sha256 FROM items")}
     assert 2 <= len(before) < 6
