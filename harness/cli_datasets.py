@@ -72,9 +72,7 @@ def _kind(spec) -> str:
     return kind + (" + masks" if spec.masks else "")
 
 
-@click.group(
-    "datasets", cls=ErrorHandlingGroup, invoke_without_command=True, help=__doc__.split("\n\n")[0]
-)
+@click.group("datasets", cls=ErrorHandlingGroup, invoke_without_command=True)
 @click.pass_context
 def datasets(ctx: click.Context) -> None:
     """List datasets and their status, or fetch, verify, show and add them."""
