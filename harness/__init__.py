@@ -16,21 +16,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["run", "score", "results", "report", "enhance", "build_method", "plugins", "__version__"]
+__all__ = [
+    "run",
+    "score",
+    "results",
+    "report",
+    "enhance",
+    "build_method",
+    "list_plugins",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .enhance import build_method
-    from .enhance import enhance_files as enhance
-    from .results import results
+    from .enhancing import build_method
+    from .enhancing import enhance_files as enhance
+    from .result_frames import results
     from .runner import run
     from .scoring import score
 
 _LAZY = {
     "run": ("llbench.runner", "run"),
     "score": ("llbench.scoring", "score"),
-    "results": ("llbench.results", "results"),
-    "enhance": ("llbench.enhance", "enhance_files"),
-    "build_method": ("llbench.enhance", "build_method"),
+    "results": ("llbench.result_frames", "results"),
+    "enhance": ("llbench.enhancing", "enhance_files"),
+    "build_method": ("llbench.enhancing", "build_method"),
 }
 
 
@@ -50,7 +59,7 @@ def report(**kwargs: Any):
     return report_table(**kwargs)[0]
 
 
-def plugins():
+def list_plugins():
     """Loaded plugins with what they provide and any load error."""
     from .plugin_host import get_host
 

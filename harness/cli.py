@@ -249,7 +249,7 @@ def enhance(method, weights, config_file, preset, device, output, suffix, inputs
     Grey images are replicated to RGB, alpha is composited over black, 16-bit data is scaled to
     8 bits, EXIF rotation is applied; outputs are 8-bit images (PNG by default).
     """
-    from .enhance import VIDEO_SUFFIXES, build_method, enhance_files
+    from .enhancing import VIDEO_SUFFIXES, build_method, enhance_files
 
     meth = build_method(method, weights=weights, config=config_file, preset=preset, device=device)
     out = Path(output)
@@ -423,7 +423,7 @@ def _study_tables(home: Path) -> None:
 @click.pass_context
 def export(ctx, fmt, output, methods, datasets, metrics, all_runs) -> None:
     """Export every per-image score (long form: one row per run, image and metric)."""
-    from .results import scores_frame
+    from .result_frames import scores_frame
 
     frame = scores_frame(
         _split_list(methods),
@@ -447,7 +447,7 @@ def export(ctx, fmt, output, methods, datasets, metrics, all_runs) -> None:
 @click.pass_context
 def runs(ctx, as_json: bool) -> None:
     """List stored runs with their status and progress."""
-    from .results import runs_frame
+    from .result_frames import runs_frame
 
     frame = runs_frame(home=state(ctx).home)
     if as_json:

@@ -155,6 +155,7 @@ def run(
         "dataset_plugin": _plugin_origin(host, "dataset", dspec.name),
         "device": describe_device(dev),
         "seed": seed,
+        "limit": limit,
         "preset": preset,
         "manifest_hash": manifest_hash,
         "weights": str(weights_path) if weights_path else None,

@@ -10,7 +10,7 @@ import pandas as pd
 from llbench.plugin_host import PluginHost, get_host
 from llbench.reports import figures
 from llbench.reports.tables import Table, build_table
-from llbench.results import results, training_log
+from llbench.result_frames import results, training_log
 
 
 def directions(host: PluginHost | None = None) -> dict[str, bool | None]:

@@ -88,7 +88,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    from llbench.results import runs_frame
+    from llbench.result_frames import runs_frame
 
     assert runs_frame(home=home)["status"].tolist() == ["interrupted"]
     store = Store(home)

@@ -213,3 +213,14 @@ def test_batches_give_the_same_outputs_as_single_images(host, home):
     assert one.key == many.key and many.n_failed == 0
     assert {k: r["sha256"] for k, r in store.done_items(many.key).items()} == hashes
     assert len(hashes) == 5 and many.scores == pytest.approx(one.scores)
+
+
+def test_tables_keep_full_split_numbers_over_limited_or_partial_runs(host, home):
+    full = _run(host, home, metrics=["mean"])
+    _run(host, home, metrics=["peak"], limit=1)  # later, limited, another metric
+    _run(host, home, metrics=["mean"], limit=2)  # later, limited, same metric
+    frame = llbench.results(home=home)
+    got = dict(zip(frame["metric"], frame["value"], strict=True))
+    assert got["mean"] == pytest.approx(full.scores["mean"])  # not the 2-image mean
+    assert set(got) == {"mean", "peak"}  # the limited run still fills a metric nobody else has
+    assert len(llbench.results(home=home, latest=False)) == 3

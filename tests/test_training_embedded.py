@@ -6,7 +6,7 @@ import numpy as np
 
 import llbench
 from llbench.images import read_image
-from llbench.results import training_log
+from llbench.result_frames import training_log
 
 
 def _exposure_error(paths) -> float:

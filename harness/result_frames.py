@@ -35,31 +35,28 @@ def results(
 ) -> pd.DataFrame:
     """One row per (run, metric): the mean over the run's images (or the split-level value).
 
-    With ``latest`` (the default) only the most recently finished run of each (method, dataset,
-    split) is kept, which is what tables compare. Failed images are excluded from means; the
-    ``n_failed`` column says how many there were.
+    With ``latest`` (the default) each (method, dataset, split, metric) keeps one value: the one
+    from the most recently finished run over the whole split, or, when every run that has the
+    metric was limited (``--limit``), the most recent of those. So a quick ``--limit`` run or a
+    run that only measured efficiency never hides the full-split numbers of other metrics.
+    Failed images are excluded from means; the ``n_failed`` column says how many there were.
     """
     store = Store(paths.home(home))
     runs = pd.DataFrame(
         [
             dict(r)
             for r in store.query(
-                "SELECT key, method, dataset, split, status, n_images, n_failed, finished FROM runs "
-                "WHERE status = 'finished'"
+                "SELECT key, method, dataset, split, status, n_images, n_failed, finished, "
+                "provenance FROM runs WHERE status = 'finished'"
             )
         ]
     )
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
     runs = _filter(runs, methods, datasets)
-    if latest and not runs.empty:
-        runs = (
-            runs.sort_values("finished")
-            .groupby(["method", "dataset", "split"], as_index=False)
-            .tail(1)
-        )
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
+    runs["complete"] = [json.loads(p or "{}").get("limit") is None for p in runs["provenance"]]
     keys = list(runs["key"])
     marks = ",".join("?" * len(keys))
     per_image = pd.DataFrame(
@@ -83,14 +80,20 @@ def results(
             )
         ]
     )
-    scores = (
-        pd.concat([f for f in (per_image, split_level) if not f.empty], ignore_index=True)
-        if not (per_image.empty and split_level.empty)
-        else pd.DataFrame(columns=["run_key", "metric", "value"])
+    frames = [f for f in (per_image, split_level) if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    out = pd.concat(frames, ignore_index=True).merge(
+        runs.rename(columns={"key": "run_key"}), on="run_key"
     )
-    out = scores.merge(runs.rename(columns={"key": "run_key"}), on="run_key")
     if metrics:
         out = out[out["metric"].isin(list(metrics))]
+    if latest and not out.empty:
+        out = (
+            out.sort_values(["complete", "finished"])
+            .groupby(["method", "dataset", "split", "metric"], as_index=False)
+            .tail(1)
+        )
     return out[COLUMNS].sort_values(["dataset", "metric", "method"]).reset_index(drop=True)
 
 
