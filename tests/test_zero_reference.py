@@ -402,6 +402,68 @@ def test_exposure_color_tv_and_semantic_losses():
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
+def _official_objective(low, enhanced, maps, tv_weight, diagonal):
+    """``get_loss`` of the official training scripts, restated: ``tv_weight * L_TV(A) + L_spa
+    + 5 L_color + 10 L_exp(16, 0.6)`` (``L_spa8`` with its 0.5 diagonal weight for SGZ)."""
+    n, _, h, w = maps.shape
+    l_tv = (
+        2
+        * (
+            (maps[:, :, 1:] - maps[:, :, :-1]).pow(2).sum() / ((h - 1) * w)
+            + (maps[..., 1:] - maps[..., :-1]).pow(2).sum() / (h * (w - 1))
+        )
+        / n
+    )
+    mr, mg, mb = enhanced.mean((2, 3)).unbind(1)
+    l_col = ((mr - mg) ** 4 + (mr - mb) ** 4 + (mb - mg) ** 4).sqrt().mean()
+    l_exp = ((F.avg_pool2d(enhanced.mean(1, keepdim=True), 16) - 0.6) ** 2).mean()
+    spa = _official_spatial(enhanced, low, diagonal)
+    return tv_weight * l_tv + spa + 5 * l_col + 10 * l_exp
+
+
+@pytest.mark.parametrize(
+    "name, tv_weight, diagonal, maps",
+    [("zero-dce", 200, False, 24), ("zero-dce++", 1600, False, 3), ("sgz", 1600, True, 3)],
+)
+def test_loss_terms_are_the_official_objective(name, tv_weight, diagonal, maps):
+    torch.manual_seed(0)
+    m = build(name)
+    m.net.train()
+    m.net.scale_factor = m.train_scale_factor
+    low = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(1)) * 0.3
+    enhanced, a = m.net(low)
+    assert a.shape == (2, maps, 64, 48)  # L_TV sees every iteration's map (Zero-DCE: 24)
+    ours = torch.stack(list(m.loss_terms(low, enhanced, a).values())).sum()
+    ref = _official_objective(low, enhanced, a, tv_weight, diagonal)
+    assert torch.allclose(ours, ref, rtol=1e-5, atol=0)
+
+
+def test_fit_takes_the_official_optimizer_steps(tmp_path):
+    """Adam(lr, weight_decay) on the official objective, gradient norm clipped to 0.1."""
+    from llbench.plugins._curves.data import TrainImages
+
+    ds = TinyDark(tmp_path / "data", n_train=3, size=(32, 32))
+    for name, tv_weight in (("zero-dce", 200), ("zero-dce++", 1600)):
+        torch.manual_seed(0)
+        m = build(name, max_steps=2, train_size=32, batch_size=2, lr=1e-3)
+        ref = build(name)
+        ref.load_state_dict(m.state_dict())
+        m.fit(make_ctx(ds, tmp_path / name))
+        net = ref.net.train()
+        net.scale_factor = 1  # lowlight_train.py: scale_factor = 1
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+        data = TrainImages([s.low for s in ds.samples("train")], size=32, batch_size=2, seed=0)
+        for step in range(2):
+            low = data.batch(step)
+            enhanced, a = net(low)
+            opt.zero_grad()
+            _official_objective(low, enhanced, a, tv_weight, False).backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
+            opt.step()
+        for k, v in net.state_dict().items():
+            assert torch.allclose(v, m.net.state_dict()[k], rtol=0, atol=1e-6), (name, k)
+
+
 # --------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------
