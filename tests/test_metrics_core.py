@@ -398,14 +398,65 @@ def test_loe_downsamples_to_a_50_pixel_short_side():
     full = M.loe(p, lo, short_side=None)
     assert small.item() != full.item()
     # the downsampled value counts flips among the 50 x 75 resized lightness maps
-    from llbench.metrics._resize import imresize
+    from llbench.metrics._resize import imresize_uint8
 
     def lightness(t):
-        light = M.to_levels(t, torch.float64).amax(1)
-        return imresize(light, (50, 75)).round().clamp(0, 255)[0].numpy()
+        return imresize_uint8(M.to_levels(t, torch.float64).amax(1), (50, 75))[0].numpy()
 
     assert small.item() == pytest.approx(_loe_brute(lightness(lo), lightness(p)))
     assert full.item() == pytest.approx(_loe_brute(low.max(2), enh.max(2)))
+
+
+def _matlab_imresize_uint8(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """MATLAB's ``imresize(A, size)`` (bicubic, antialiased) of a uint8 H x W image, written out
+    from imresize.m: ``contributions`` (Keys cubic, a = -0.5, stretched by 1/scale when shrinking,
+    weights normalized, indices mirrored with the edge repeated); the dimension with the smaller
+    scale first (a stable ``sort(scale)``: rows on ties); the intermediate result stored in the
+    input's class, i.e. rounded half away from zero and saturated to 0..255 after each pass."""
+
+    def cubic(x):
+        ax = np.abs(x)
+        inner = (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1)
+        return inner + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+
+    def resize_dim(a, dim, n_out):
+        n_in = a.shape[dim]
+        scale, width = n_out / n_in, 4.0
+        kernel = cubic
+        if scale < 1:
+            kernel, width = (lambda x: scale * cubic(scale * x)), width / scale
+        u = np.arange(1, n_out + 1) / scale + 0.5 * (1 - 1 / scale)  # 1-based
+        idx = np.floor(u - width / 2)[:, None] + np.arange(math.ceil(width) + 2)[None, :]
+        w = kernel(u[:, None] - idx)
+        w /= w.sum(axis=1, keepdims=True)
+        aux = np.concatenate([np.arange(n_in), np.arange(n_in)[::-1]])  # 0-based mirror
+        idx = aux[np.mod(idx - 1, 2 * n_in).astype(int)]
+        moved = np.moveaxis(a.astype(np.float64), dim, 0)
+        out = np.einsum("ok,ok...->o...", w, moved[idx])
+        # a value at x.5 within rounding error would make the comparison depend on the order of
+        # the floating-point sum (as MATLAB's own result does): the test data must avoid them
+        assert np.abs(out - np.floor(out) - 0.5).min() > 1e-6
+        return np.moveaxis(np.clip(np.floor(out + 0.5), 0, 255), 0, dim)
+
+    scale = (size[0] / a.shape[0], size[1] / a.shape[1])
+    for dim in sorted((0, 1), key=lambda d: scale[d]):
+        a = resize_dim(a, dim, size[dim])
+    return a
+
+
+@pytest.mark.parametrize("shape", [(120, 180), (101, 150), (150, 101)])
+def test_loe_downsampling_is_matlab_imresize_of_uint8_maps(shape):
+    # the paper-literal MATLAB LOE code resizes the uint8 lightness maps with imresize, which
+    # stores the first pass in uint8 too (rounded and saturated) and resizes the dimension with
+    # the smaller scale first (101 x 150 -> 50 x 74: columns, 74/150 < 50/101, first)
+    rng = np.random.default_rng(9)
+    low = rng.integers(0, 90, (*shape, 3)).astype(np.uint8)
+    enh = np.clip(low.astype(int) * 2 + rng.integers(-40, 40, low.shape), 0, 255).astype(np.uint8)
+    size = M.loe_size(*shape)
+    expected = _loe_brute(
+        _matlab_imresize_uint8(low.max(2), size), _matlab_imresize_uint8(enh.max(2), size)
+    )
+    assert M.loe(_levels(enh), _levels(low)).item() == pytest.approx(expected, abs=1e-9)
 
 
 # -- batching, dtypes, devices -------------------------------------------------------------------

@@ -104,3 +104,19 @@ def imresize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> 
     ``imresize`` (rows first, then columns; no rounding, no clipping)."""
     h, w = size
     return _resize_dim(_resize_dim(x, -2, h, antialias), -1, w, antialias)
+
+
+def imresize_uint8(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> torch.Tensor:
+    """MATLAB's bicubic ``imresize`` of a uint8 image held as float levels 0..255 (last two
+    dimensions to ``size = (h, w)``), returning float levels.
+
+    As ``imresize.m`` does for integer classes: the dimension with the smaller scale factor is
+    resized first (a stable ``sort(scale)``, so rows first on ties), and the result of each pass
+    is stored in the input's class, i.e. rounded half away from zero and saturated to 0..255.
+    """
+    h, w = size
+    dims = [(-2, h, h / x.shape[-2]), (-1, w, w / x.shape[-1])]
+    dims.sort(key=lambda d: d[2])  # stable: rows first when the scales are equal
+    for dim, length, _ in dims:
+        x = _resize_dim(x, dim, length, antialias).clamp(0.0, 255.0).add_(0.5).floor_()
+    return x

@@ -33,6 +33,11 @@ The definitions (each registered metric's ``definition`` string says the same):
   ``[0, 255]``; PSNR scores the scaled image unrounded (as those scripts compute PSNR on the float
   image), SSIM scores it rounded to 8-bit levels (as they convert to uint8 before SSIM). A black
   output (grey mean 0) stays black (``s`` is taken as 1: any gain leaves it black).
+  The public scripts differ in details that move the numbers: Retinexformer's and LLFlow's apply
+  OpenCV's ``COLOR_BGR2GRAY`` to RGB arrays (grey = 0.114 R + 0.587 G + 0.299 B), LLFlow's
+  ``test.py`` divides by the plain RGB mean of the output and truncates the scaled image to uint8,
+  and their SSIM is per RGB channel (Retinexformer) or skimage's 7 x 7 uniform-window SSIM on
+  OpenCV grey (LLFlow), not the Gaussian-window luma SSIM here.
 * :func:`niqe` -- NIQE (Mittal et al., SPL 2013) as pyiqa's ``niqe``; see :mod:`._niqe`.
 * :func:`loe` -- lightness order error (Wang et al., TIP 2013) against the low-light input.
 """
@@ -45,7 +50,7 @@ import torch
 
 from llbench.errors import ImageError
 
-from ._resize import imresize
+from ._resize import imresize_uint8
 
 __all__ = [
     "MetricInputError",
@@ -332,7 +337,7 @@ def loe_size(h: int, w: int, short_side: int = LOE_SHORT_SIDE) -> tuple[int, int
 def _lightness_small(levels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     light = levels.amax(dim=1)  # N x H x W, lightness = max of R, G, B
     if tuple(light.shape[-2:]) != size:
-        light = imresize(light, size).round_().clamp_(0.0, 255.0)
+        light = imresize_uint8(light, size)
     return light.flatten(1).long()
 
 
@@ -346,10 +351,16 @@ def loe(
     ``L(x) = max_c I^c(x)``; ``RD(x) = sum_y U(L(x), L(y)) xor U(Le(x), Le(y))`` with
     ``U(p, q) = 1 if p >= q else 0``; ``LOE = mean_x RD(x)``. As in the paper, both lightness
     maps are downsampled so the shorter side is ``short_side`` pixels (``r = 50 / min(H, W)``,
-    sizes rounded), here with MATLAB's antialiased bicubic ``imresize`` followed by rounding to
-    integer levels (what ``imresize`` returns for the uint8 lightness maps of the commonly used
-    MATLAB LOE code); images whose shorter side is already at most ``short_side`` are not resized.
+    sizes rounded), here with MATLAB's antialiased bicubic ``imresize`` as it treats the uint8
+    lightness maps of the paper-literal MATLAB LOE code (``L = max(I, [], 3)`` of the uint8 image,
+    ``imresize(L, [Nd Md])``): the dimension with the smaller scale first, each pass rounded to
+    integer levels; images whose shorter side is already at most ``short_side`` are not resized.
     ``short_side=None`` scores full resolution.
+
+    Not the same numbers as the other widely circulated MATLAB ``LOE.m`` (in many LLIE evaluation
+    scripts), which first takes a 15 x 15 local maximum of each rounded lightness map and then
+    samples every ``step = floor(min(H, W) / 50)``-th pixel (``floor(H / step) x floor(W / step)``,
+    no interpolation); published LOE tables are comparable only when made with the same code.
 
     Counted in O(pixels + 256^2) per image: with the joint histogram cumulated into
     ``C[i, j] = #{y : L(y) <= i, Le(y) <= j}``,
