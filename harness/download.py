@@ -8,9 +8,12 @@
   makes every download fail that way without trying.
 * :func:`safe_extract` unpacks zip and tar (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``,
   ``.tar.xz``) archives. Every member is checked before anything is written: absolute paths,
-  ``..`` components, symbolic and hard links that resolve outside the destination, and device
+  ``..`` components, symbolic and hard links that resolve outside the destination (also through
+  the archive's other links), link loops, names shared by a link and another member, and device
   files or FIFOs are refused with :class:`UnsafeArchiveError` naming the member. Hard links are
-  written as copies; file modes keep only the permission bits.
+  written as copies; file modes keep only the permission bits. Files are written through fresh
+  temporary files (never through an existing link), and every link written is checked again on
+  disk at the end. A damaged archive raises :class:`~llbench.errors.LLBenchError`.
 * :func:`fetch_weights` resolves a method's released weights (:class:`~llbench.specs.WeightsRef`)
   to a verified local file, downloading it when absent (``--weights official``).
 """
@@ -18,16 +21,19 @@
 from __future__ import annotations
 
 import http.client
+import lzma
 import os
 import posixpath
 import re
 import shutil
 import stat
 import tarfile
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +94,9 @@ def download(
     as_folder = isinstance(dest, str) and dest.endswith(("/", os.sep))
     dest = Path(dest)
     if as_folder or dest.is_dir():
-        name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
+        name = posixpath.basename(urllib.parse.urlparse(url).path)
+        if name in ("", ".", ".."):
+            name = "download"
         dest = dest / name
     sha256 = sha256.lower() if sha256 else None
     steps = manual_download_steps(url, dest, sha256) + (f" {manual}" if manual else "")
@@ -130,7 +138,7 @@ def _fetch_to_part(url: str, part: Path, *, timeout: float, progress: bool, step
         headers["Range"] = f"bytes={have}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.build_opener(_SafeRedirects).open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:
             total = _content_range_total(exc.headers.get("Content-Range", ""))
@@ -188,6 +196,19 @@ def _fetch_to_part(url: str, part: Path, *, timeout: float, progress: bool, step
             f"download of {url} stopped at {written} of {total} bytes; run the same command "
             f"again to resume from {part}. {steps}"
         )
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only, and never from https down to plain http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old = urllib.parse.urlsplit(req.full_url).scheme.lower()
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme.lower()
+        if new not in ("http", "https") or (old == "https" and new == "http"):
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"refused redirect from {old} to {newurl!r}", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _content_range_start(value: str) -> int | None:
@@ -266,21 +287,44 @@ def safe_extract(
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
         raise LLBenchError(f"archive not found: {archive}")
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            members = list(_zip_members(zf, archive))
-            return _extract(members, dest, archive, include, lambda m: zf.open(m.handle))
     try:
-        tf = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as exc:
+        dest.mkdir(parents=True, exist_ok=True)
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                members = list(_zip_members(zf, archive))
+                _check_links(members, archive)
+                return _extract(members, dest, archive, include, lambda m: zf.open(m.handle))
+        try:
+            tf = tarfile.open(archive, "r:*")
+        except (tarfile.TarError, OSError) as exc:
+            raise LLBenchError(
+                f"{archive} is neither a zip nor a tar archive (or it is damaged: {exc}); "
+                "delete it and download it again"
+            ) from exc
+        with tf:
+            members = list(_tar_members(tf, archive))
+            _check_links(members, archive)
+            return _extract(members, dest, archive, include, lambda m: tf.extractfile(m.handle))
+    except LLBenchError:
+        raise
+    except _DAMAGED as exc:
         raise LLBenchError(
-            f"{archive} is neither a zip nor a tar archive (or it is damaged: {exc}); "
-            "delete it and download it again"
+            f"cannot extract {archive} into {dest}: {exc}. If the archive is damaged, delete it "
+            "and download it again"
         ) from exc
-    with tf:
-        members = list(_tar_members(tf, archive))
-        return _extract(members, dest, archive, include, lambda m: tf.extractfile(m.handle))
+
+
+# What a damaged archive or an unwritable member raises while reading or writing.
+_DAMAGED = (
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def _clean_name(raw: str, archive: Path) -> str:
@@ -293,19 +337,76 @@ def _clean_name(raw: str, archive: Path) -> str:
     return "/".join(parts)
 
 
-def _check_link_target(name: str, target: str, archive: Path) -> None:
-    """A symlink at ``name`` pointing to ``target`` must stay inside the destination."""
+def _check_link_target(name: str, target: str, archive: Path) -> str:
+    """A symlink at ``name`` pointing to ``target`` must stay inside the destination.
+
+    Returns the target with ``/`` separators: the link is written that way, so the checks here
+    and in :func:`_check_links` see the same path components as the operating system.
+    """
     if target.startswith("/") or target.startswith("\\") or re.match(r"^[A-Za-z]:", target):
         raise UnsafeArchiveError(
             f"{archive}: member {name!r} links to the absolute path {target!r}; not extracting"
         )
-    resolved = posixpath.normpath(
-        posixpath.join(posixpath.dirname(name), target.replace("\\", "/"))
-    )
+    if not target or "\x00" in target:
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has an invalid link target")
+    clean = target.replace("\\", "/")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), clean))
     if resolved == ".." or resolved.startswith("../"):
         raise UnsafeArchiveError(
             f"{archive}: member {name!r} links to {target!r}, outside the destination; not extracting"
         )
+    return clean
+
+
+MAX_LINK_HOPS = 40  # as the kernel's ELOOP limit
+
+
+def _check_links(members: list[_Member], archive: Path) -> None:
+    """Resolve every symlink through the archive's other symlinks, before anything is written.
+
+    Checking each link on its own is not enough: ``x -> y/z/../..`` stays inside on paper, but
+    with ``y -> .`` from the same archive it points to the destination's parent. Here each
+    target is walked component by component, following the archive's links (a name is a link
+    exactly when a symlink member has it: a link may not share its name with another member).
+    A link that leaves the destination or loops refuses the whole archive.
+    """
+    links: dict[str, str] = {}
+    kinds: dict[str, set[tuple[str, str]]] = {}
+    for m in members:
+        kinds.setdefault(m.name, set()).add((m.kind, m.link if m.kind == "symlink" else ""))
+        if m.kind == "symlink":
+            links[m.name] = m.link
+    for name in links:
+        if len(kinds[name]) > 1:
+            raise UnsafeArchiveError(
+                f"{archive}: member {name!r} is a link and also another member; not extracting"
+            )
+    for name, target in links.items():
+        parts = name.split("/")[:-1]
+        todo = list(reversed(target.split("/")))
+        hops = 0
+        while todo:
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not parts:
+                    raise UnsafeArchiveError(
+                        f"{archive}: member {name!r} links to {target!r}, which leads outside the "
+                        "destination through the archive's other links; not extracting"
+                    )
+                parts.pop()
+                continue
+            parts.append(part)
+            link = links.get("/".join(parts))
+            if link is not None:
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise UnsafeArchiveError(
+                        f"{archive}: member {name!r} is part of a loop of links; not extracting"
+                    )
+                parts.pop()
+                todo.extend(reversed(link.split("/")))
 
 
 def _zip_members(zf: zipfile.ZipFile, archive: Path) -> Iterator[_Member]:
@@ -316,8 +417,7 @@ def _zip_members(zf: zipfile.ZipFile, archive: Path) -> Iterator[_Member]:
         unix_mode = (info.external_attr >> 16) & 0xFFFF
         if unix_mode and stat.S_ISLNK(unix_mode):
             target = zf.read(info).decode("utf-8", "surrogateescape")
-            _check_link_target(name, target, archive)
-            yield _Member(name, "symlink", target)
+            yield _Member(name, "symlink", _check_link_target(name, target, archive))
         elif info.is_dir():
             yield _Member(name, "dir")
         elif stat.S_IFMT(unix_mode) not in (0, stat.S_IFREG):  # 0: no type bits (DOS, writestr)
@@ -334,8 +434,7 @@ def _tar_members(tf: tarfile.TarFile, archive: Path) -> Iterator[_Member]:
         if not name:
             continue
         if info.issym():
-            _check_link_target(name, info.linkname, archive)
-            yield _Member(name, "symlink", info.linkname)
+            yield _Member(name, "symlink", _check_link_target(name, info.linkname, archive))
         elif info.islnk():
             src = info.linkname.replace("\\", "/")
             if src.startswith("/") or re.match(r"^[A-Za-z]:", src):
@@ -425,12 +524,29 @@ def _extract(
             src = opener(m)
             if src is None:
                 raise UnsafeArchiveError(f"{archive}: cannot read member {m.name!r}")
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-            with src, open(tmp, "wb") as out:  # type: ignore[union-attr]
-                shutil.copyfileobj(src, out, CHUNK)  # type: ignore[arg-type]
-            os.chmod(tmp, m.mode)
-            os.replace(tmp, target)
+            # A fresh name (O_CREAT | O_EXCL): never opens a link the archive or anyone left.
+            fd, tmp_name = tempfile.mkstemp(prefix=".llbench-", suffix=".part", dir=parent)
+            tmp = Path(tmp_name)
+            try:
+                with src, os.fdopen(fd, "wb") as out:  # type: ignore[union-attr]
+                    shutil.copyfileobj(src, out, CHUNK)  # type: ignore[arg-type]
+                os.chmod(tmp, m.mode)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
             written.append(target)
+    # The checks above see the folder as it was at each step; look at the links once more as
+    # they are now (later members, or links already in the folder, can change where they lead).
+    escaping = [
+        p for p in written if p.is_symlink() and not _inside(Path(os.path.realpath(p)), root)
+    ]
+    for p in escaping:
+        p.unlink()
+    if escaping:
+        raise UnsafeArchiveError(
+            f"{archive}: member {escaping[0].relative_to(root).as_posix()!r} became a link "
+            "outside the destination; removed it and stopped"
+        )
     return written
 
 
@@ -444,7 +560,13 @@ def fetch_weights(ref: WeightsRef, cache_dir: str | os.PathLike, *, progress: bo
     Offline, the :class:`DownloadError` says which file to place where.
     """
     cache_dir = Path(cache_dir)
-    path = cache_dir / ref.filename
+    name = ref.filename
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise WeightsError(
+            f"the released weights at {ref.url} name the file {name!r}; a plain file name is "
+            f"needed (it is placed in {cache_dir})"
+        )
+    path = cache_dir / name
     expected = ref.sha256.lower() if ref.sha256 else None
     if path.is_file():
         if expected is None:

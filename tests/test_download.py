@@ -10,6 +10,8 @@ import socket
 import stat
 import tarfile
 import threading
+import urllib.error
+import urllib.request
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -269,6 +271,8 @@ def _tar(path: Path, entries: list[tuple[str, bytes | str, str]], mode: str = "w
                 info.type, info.linkname = tarfile.LNKTYPE, data
             elif kind == "device":
                 info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
             tf.addfile(info)
     return path
 
@@ -377,3 +381,298 @@ def test_include_filter_and_not_an_archive(tmp_path):
     junk.write_bytes(b"not an archive at all")
     with pytest.raises(Exception, match="neither a zip nor a tar"):
         safe_extract(junk, dest)
+
+
+# -- attacks found in review: each of these escaped or misbehaved before the fix --------------
+def _victim(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    victim = outside / "victim"
+    victim.write_bytes(b"original")
+    return victim
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+def test_link_chain_through_another_archive_link_is_refused(tmp_path, fmt):
+    # "x -> y/z/../.." is inside on paper; with "y -> ." from the same archive it is the
+    # destination's parent. Written before "y", it passed every check and stayed on disk.
+    entries = [("x", "y/z/../..", "symlink"), ("y", ".", "symlink"), ("z/", b"", "dir")]
+    make = _tar if fmt == "tar" else _zip
+    archive = make(tmp_path / f"chain.{fmt}", entries)
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match="other links"):
+        safe_extract(archive, dest)
+    assert _files_under(dest) == []
+
+
+def test_link_chain_cannot_redirect_a_file_write_outside(tmp_path):
+    # The same chain aimed at the temporary name the extractor used for a file member
+    # (".<name>.<pid>.part"): the file's bytes landed in a file outside the destination.
+    victim = _victim(tmp_path)
+    entries = [
+        (f".a.{os.getpid()}.part", "y/z/../../outside/victim", "symlink"),
+        ("y", ".", "symlink"),
+        ("z/", b"", "dir"),
+        ("a", b"PWNED", "file"),
+    ]
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(_tar(tmp_path / "t.tar", entries), tmp_path / "out")
+    assert victim.read_bytes() == b"original"
+
+
+def test_files_are_never_written_through_a_link_already_in_the_folder(tmp_path):
+    # Any link already in the folder (here one on the temporary name) must not receive the data.
+    victim = _victim(tmp_path)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    os.symlink(victim, dest / f".a.{os.getpid()}.part")
+    safe_extract(_tar(tmp_path / "t.tar", [("a", b"new bytes", "file")]), dest)
+    assert victim.read_bytes() == b"original"
+    assert (dest / "a").read_bytes() == b"new bytes" and not (dest / "a").is_symlink()
+
+
+def test_link_led_outside_by_a_link_already_in_the_folder_is_removed(tmp_path):
+    # A dangling "y -> q" left in the folder earlier: "x -> y/z/../.." resolves inside when it is
+    # created, and "q -> ." (harmless alone) then turns it into a link to the parent.
+    dest = tmp_path / "out"
+    dest.mkdir()
+    os.symlink("q", dest / "y")
+    entries = [("x", "y/z/../..", "symlink"), ("q", ".", "symlink"), ("z/", b"", "dir")]
+    with pytest.raises(UnsafeArchiveError, match="became a link outside"):
+        safe_extract(_tar(tmp_path / "t.tar", entries), dest)
+    assert not (dest / "x").is_symlink()
+    assert all(
+        os.path.realpath(p).startswith(str(dest.resolve()))
+        for p in dest.rglob("*")
+        if p.is_symlink()
+    )
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("a", "b", "symlink"), ("b", "a", "symlink")],  # a loop
+        [("a", "a", "symlink"), ("a/x", b"1", "file")],  # a self loop written through
+        [("a", ".", "symlink"), ("a/", b"", "dir")],  # a link and a directory with one name
+        [("a", b"1", "file"), ("a", "sub", "symlink")],  # a file replaced by a link
+    ],
+    ids=["loop", "self-loop", "link-and-dir", "file-then-link"],
+)
+def test_link_loops_and_names_shared_with_links_are_refused(tmp_path, entries):
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(_tar(tmp_path / "t.tar", entries), dest)
+    assert _files_under(dest) == []
+
+
+def test_damaged_archive_or_unwritable_member_raises_llbench_error_and_leaves_no_temp(tmp_path):
+    from llbench.errors import LLBenchError
+
+    archive = _zip(tmp_path / "c.zip", [("a", b"hello" * 200, "file")])
+    raw = bytearray(archive.read_bytes())
+    i = raw.find(b"hellohello")
+    raw[i : i + 5] = b"XXXXX"  # the CRC no longer matches
+    archive.write_bytes(bytes(raw))
+    dest = tmp_path / "out"
+    with pytest.raises(LLBenchError, match="damaged"):
+        safe_extract(archive, dest)
+    assert _files_under(dest) == []  # no ".a.<pid>.part" left behind
+    # a name too long for the file system: an LLBenchError, not a bare OSError
+    with pytest.raises(LLBenchError, match="too long"):
+        safe_extract(_tar(tmp_path / "long.tar", [("a" * 300, b"x", "file")]), dest)
+    assert _files_under(dest) == []
+
+
+def test_redirects_stay_on_http(server, tmp_path):
+    from llbench.download import _SafeRedirects
+
+    class Redirects(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", {"/ftp": f"ftp://127.0.0.1:{port}/x"}.get(self.path, "/"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with socket.socket() as ftp:  # the ftp "server": it must never see a connection
+        ftp.bind(("127.0.0.1", 0))
+        ftp.listen(1)
+        ftp.settimeout(0.2)
+        port = ftp.getsockname()[1]
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirects)
+        th = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+        th.start()
+        try:
+            base = f"http://127.0.0.1:{httpd.server_address[1]}"
+            with pytest.raises(DownloadError, match="refused redirect"):
+                download(base + "/ftp", tmp_path / "f", progress=False, timeout=2)
+            with pytest.raises(TimeoutError):
+                ftp.accept()
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            th.join(timeout=5)
+    # https -> http would drop the transport's integrity; http(s) -> https is fine
+    handler = _SafeRedirects()
+    req = urllib.request.Request("https://example.org/a")
+    with pytest.raises(urllib.error.HTTPError, match="refused redirect"):
+        handler.redirect_request(req, None, 302, "Found", {}, "http://example.org/b")
+    assert handler.redirect_request(req, None, 302, "Found", {}, "https://mirror.org/b") is not None
+
+
+def test_url_without_a_usable_file_name_goes_to_download(server, tmp_path):
+    server.files["/.."] = b"dotdot"
+    folder = tmp_path / "dl"
+    out = download(server.base + "/..", f"{folder}/", progress=False)
+    assert out == folder / "download" and out.read_bytes() == b"dotdot"
+
+
+@pytest.mark.parametrize("name", ["../../escaped.bin", "/tmp/abs.bin", "..", "a\\..\\b", ""])
+def test_fetch_weights_needs_a_plain_file_name(server, tmp_path, name):
+    server.files["/w"] = b"weights"
+    ref = WeightsRef(url=server.url("/w"), sha256=None, filename=name)
+    cache = tmp_path / "cache" / "weights" / "m"
+    with pytest.raises(WeightsError, match="plain file name"):
+        fetch_weights(ref, cache, progress=False)
+    assert server.requests == []
+    assert _files_under(tmp_path) == []
+
+
+# -- attacks that held: kept as tests ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("C:evil.txt", b"x", "file")],  # drive-relative
+        [("\\\\server\\share\\evil.txt", b"x", "file")],  # UNC
+        [("a\\..\\..\\evil.txt", b"x", "file")],  # backslash climb
+        [("x" * 120 + "/" + "y" * 120 + "/../../../evil.txt", b"x", "file")],  # PAX path
+        [("fifo", b"", "fifo")],
+        [("link", "..\\..\\outside", "symlink")],
+        [("pw", "a/../../outside/victim", "hardlink")],
+    ],
+    ids=["drive", "unc", "backslash", "pax", "fifo", "backslash-link", "hardlink-climb"],
+)
+def test_more_hostile_tar_members_are_refused(tmp_path, entries):
+    victim = _victim(tmp_path)
+    archive = tmp_path / "t.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data, kind in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {"fifo": tarfile.FIFOTYPE, "symlink": tarfile.SYMTYPE}.get(
+                kind, tarfile.LNKTYPE
+            )
+            info.linkname = data if isinstance(data, str) else ""
+            tf.addfile(info)
+    dest = tmp_path / "a" / "out"
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(archive, dest)
+    assert _files_under(dest) == [] and victim.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "outside", "t.tar"]
+
+
+def test_zip_special_members_and_harmless_oddities(tmp_path):
+    # a FIFO, and a "directory" without the trailing slash, are refused
+    for mode in (stat.S_IFIFO | 0o644, stat.S_IFDIR | 0o755):
+        archive = tmp_path / "s.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            info = zipfile.ZipInfo("thing.png")
+            info.external_attr = mode << 16
+            zf.writestr(info, b"")
+        with pytest.raises(UnsafeArchiveError, match="not a regular file"):
+            safe_extract(archive, tmp_path / "o1")
+    # a directory named like a file, duplicates (the last wins), hard-link chains: all inside
+    archive = _zip(
+        tmp_path / "ok.zip",
+        [("img.png/", b"", "dir"), ("img.png/x", b"1", "file"), ("d", b"1", "file")],
+    )
+    with zipfile.ZipFile(archive, "a") as zf:
+        with pytest.warns(UserWarning, match="Duplicate"):
+            zf.writestr("d", b"2")
+    dest = tmp_path / "o2"
+    safe_extract(archive, dest)
+    assert (dest / "img.png").is_dir() and (dest / "d").read_bytes() == b"2"
+    chain = [("t", b"x", "file"), ("h1", "t", "hardlink"), ("h2", "h1", "hardlink")]
+    safe_extract(_tar(tmp_path / "h.tar", chain), tmp_path / "o3")
+    assert (tmp_path / "o3" / "h2").read_bytes() == b"x"
+
+
+def test_existing_links_in_the_folder_are_replaced_not_followed(tmp_path):
+    victim = _victim(tmp_path)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    os.symlink(victim, dest / "file")  # a member with the link's name replaces the link
+    os.symlink(victim.parent, dest / "escape")
+    safe_extract(_tar(tmp_path / "a.tar", [("file", b"mine", "file")]), dest)
+    assert victim.read_bytes() == b"original" and (dest / "file").read_bytes() == b"mine"
+    for entries in (
+        [("l", "escape/victim", "symlink")],  # a link through it
+        [("h", "escape/victim", "hardlink")],  # a hard link through it
+    ):
+        with pytest.raises(UnsafeArchiveError):
+            safe_extract(_tar(tmp_path / "b.tar", entries), dest)
+    assert victim.read_bytes() == b"original" and list(victim.parent.iterdir()) == [victim]
+
+
+def test_part_file_larger_than_the_remote_file_is_discarded(server, tmp_path):
+    body = payload(10_000)
+    server.files["/p.bin"] = body
+    dest = tmp_path / "p.bin"
+    part = tmp_path / "p.bin.part"
+    part.write_bytes(payload(20_000, seed=4))
+    with pytest.raises(DownloadError, match="HTTP 416"):
+        download(server.url("/p.bin"), dest, sha(body), progress=False)
+    assert not part.exists() and not dest.exists()
+    assert download(server.url("/p.bin"), dest, sha(body), progress=False).read_bytes() == body
+    # a server that ignores Range simply starts over, whatever the partial file holds
+    server.ignore_range = True
+    part2 = tmp_path / "q.bin.part"
+    server.files["/q.bin"] = body
+    part2.write_bytes(payload(20_000, seed=5))
+    out = download(server.url("/q.bin"), tmp_path / "q.bin", sha(body), progress=False)
+    assert out.read_bytes() == body
+
+
+def test_wrong_partial_file_of_the_right_size_fails_the_checksum(server, tmp_path):
+    body = payload(10_000)
+    server.files["/r.bin"] = body
+    (tmp_path / "r.bin.part").write_bytes(payload(10_000, seed=7))  # server answers 416: "done"
+    with pytest.raises(ChecksumError):
+        download(server.url("/r.bin"), tmp_path / "r.bin", sha(body), progress=False)
+    assert not (tmp_path / "r.bin").exists() and not (tmp_path / "r.bin.part").exists()
+
+
+def test_resume_follows_a_redirect_with_its_range(server, tmp_path):
+    body = payload(50_000)
+    server.files["/real.bin"] = body
+    server.cut_after["/real.bin"] = 10_000
+
+    class Moved(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", server.url("/real.bin"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    th = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    th.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/moved.bin"
+        dest = tmp_path / "moved.bin"
+        with pytest.raises(DownloadError, match="resume"):
+            download(url, dest, sha(body), progress=False, timeout=5)
+        assert download(url, dest, sha(body), progress=False, timeout=5).read_bytes() == body
+        assert server.requests[-1] == ("/real.bin", "bytes=10000-")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        th.join(timeout=5)

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -689,3 +690,191 @@ def test_cli_create_status_export_score(pair_study, tmp_path):
 
 def condition_of_s(home: Path, name: str, url: str) -> str:
     return StudyStore(home).images(name)[url.rsplit("/", 1)[1]].condition
+
+
+# -- attacks found in review: each of these got through before the fix -------------------------
+def _raw(server, data: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send raw bytes on one connection; return the status line (b"" if the server closed)."""
+    host, port = server.httpd.server_address[:2]
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)  # nothing more: a short body ends here
+        out = b""
+        while b"\r\n" not in out:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+    return out.split(b"\r\n")[0]
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(server, pair_study):
+    c = Client(server.url)
+    for raw in (b"[" * 2000 + b"]" * 2000, b'{"participant":' + b"[" * 1500 + b"]" * 1500 + b"}"):
+        st, _, body = c.request(
+            "POST", "/api/session", raw=raw, headers={"Content-Type": "application/json"}
+        )
+        assert st == 400 and b"Traceback" not in body
+    assert StudyStore(pair_study).participants("s1") == []
+
+
+@pytest.mark.parametrize("pid", ["alice\n", "alice\r\n", "\nalice"])
+def test_participant_ids_with_newlines_are_refused(server, pair_study, pid):
+    # the patterns ended in "$", which also matches before a final newline
+    c = Client(server.url)
+    assert c.json("POST", "/api/session", {"participant": pid})[0] == 400
+    assert c.request("GET", "/api/next?participant=alice%0A")[0] == 400
+    assert StudyStore(pair_study).participants("s1") == []
+    from llbench.study.model import check_study_name
+
+    with pytest.raises(StudyError):
+        check_study_name("s1\n")
+
+
+@pytest.mark.parametrize("length", [b"+20", b"2_0", b"20, 20", b"0x14", b"\xc2\xb2", b"-1"])
+def test_content_length_must_be_plain_digits(server, pair_study, length):
+    body = b'{"participant":"zz"}'  # 20 bytes
+    head = b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    assert _raw(server, head + b"Content-Length: " + length + b"\r\n\r\n" + body)[9:12] == b"400"
+    two = b"Content-Length: 20\r\nContent-Length: 5\r\n\r\n"  # two different lengths
+    assert _raw(server, head + two + body)[9:12] == b"400"
+    assert StudyStore(pair_study).participants("s1") == []
+    padded = b"Content-Length: 20 \t\r\n\r\n"  # white space around the value is allowed
+    assert _raw(server, head + padded + body)[9:12] == b"200"
+
+
+def test_slow_clients_are_cut_off_at_the_deadline(server, monkeypatch):
+    # Each read had a 20 s timeout, but a byte now and then kept a request open for ever.
+    from llbench.study import server as server_mod
+
+    monkeypatch.setattr(server_mod._Handler, "deadline", 0.5)
+    host, port = server.httpd.server_address[:2]
+    heads = [
+        b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n",  # a slow body
+        b"GET /api/stu",  # slow headers
+    ]
+    for head in heads:
+        start = time.monotonic()
+        with socket.create_connection((host, port), timeout=5) as s:
+            s.sendall(head)
+            closed = False
+            for _ in range(50):  # 50 x 0.1 s: bounded
+                try:
+                    s.sendall(b" ")
+                    s.settimeout(0.1)
+                    if s.recv(4096) == b"":
+                        closed = True
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:  # reset: closed as well
+                    closed = True
+                    break
+                else:  # a response: it is a 400 and the connection ends
+                    closed = True
+                    break
+        assert closed and time.monotonic() - start < 4.0
+    assert Client(server.url).request("GET", "/api/study")[0] == 200  # still serving
+
+
+# -- attacks that held: kept as tests ---------------------------------------------------------
+def test_traversal_in_every_url_form_gets_404(server, pair_study):
+    token = next(iter(StudyStore(pair_study).images("s1")))
+    assert _raw(server, f"GET /images/{token} HTTP/1.0\r\n\r\n".encode())[9:12] == b"200"
+    for path in (
+        "/images/%2e%2e/llbench.db",
+        "/images/%252e%252e/%252e%252e/llbench.db",  # double encoding
+        "/images/..%5c..%5cllbench.db",
+        "/images\\..\\llbench.db",
+        "/images/..\\..\\llbench.db",
+        f"/images/{token}%00",
+        f"/images/{token}%00.png",
+        f"/images/./{token}",
+        f"/images//{token}",
+        f"/images/{token}/",
+        f"/images/{token.upper()}",
+        "/images/%2fetc%2fpasswd",
+        "/etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/static/../../llbench.db",
+        "/static/app.js/..",
+        "/static/%2e%2e/server.py",
+        "C:\\Windows\\win.ini",
+        "*",
+    ):
+        status = _raw(server, f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        assert status[9:12] in (b"400", b"404"), (path, status)
+    assert _raw(server, b"GET /images/\x00.png HTTP/1.0\r\n\r\n")[9:12] in (b"400", b"404")
+    # an absolute-form request line names the same routes, nothing more
+    assert _raw(server, b"GET http://evil/images/../llbench.db HTTP/1.0\r\n\r\n")[9:12] == b"404"
+
+
+def test_methods_and_bodies_that_held(server, pair_study):
+    c = Client(server.url)
+    st, headers, body = c.request("HEAD", "/")
+    assert st == 200 and body == b"" and int(headers["Content-Length"]) > 100
+    token = next(iter(StudyStore(pair_study).images("s1")))
+    assert c.request("HEAD", f"/images/{token}")[0] == 200
+    assert c.request("HEAD", "/api/study")[0] == 405
+    for method in ("OPTIONS", "PUT", "DELETE", "PATCH", "TRACE", "BREW"):
+        assert c.request(method, "/api/answer", raw=b"{}")[0] == 405, method
+    head = b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    assert _raw(server, head + b"\r\n")[9:12] == b"411"  # no Content-Length
+    assert _raw(server, head + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")[9:12] == b"411"
+    assert _raw(server, head + b"Content-Length: 99999999999\r\n\r\n")[9:12] == b"413"
+    assert _raw(server, head + b"Content-Length: 50\r\n\r\n{}")[9:12] == b"400"  # short body
+    for raw in (
+        b'{"participant": NaN}',
+        b'{"participant": ' + b"9" * 4000 + b"}",
+        b"\xef\xbb\xbf{}",
+    ):
+        st = c.request(
+            "POST", "/api/session", raw=raw, headers={"Content-Type": "application/json"}
+        )
+        assert st[0] in (400, 413)
+    for ctype in ("application/x-www-form-urlencoded", "multipart/form-data", "text/json", ""):
+        st = c.request(
+            "POST", "/api/session", raw=b'{"participant":"a"}', headers={"Content-Type": ctype}
+        )
+        assert st[0] == 415, ctype
+    for pid in ("ålice", "\u0661\u0662", "alice\u200b", "ａlice", "\ud800", "a" * 65, "-a", ".a"):
+        assert c.json("POST", "/api/session", {"participant": pid})[0] == 400, pid
+    assert StudyStore(pair_study).participants("s1") == []
+
+
+def test_answers_for_another_study_replays_and_races(server, pair_study):
+    make_run(pair_study, "he", ["z1"], key="other-he", value=1, dataset="other")
+    make_run(pair_study, "lime", ["z1"], key="other-lime", value=2, dataset="other")
+    create_study_from_runs(pair_study, "s2", ["he", "lime"], "other")
+    other = StudyServer(pair_study, "s2", port=0).start()
+    try:
+        c, c2 = Client(server.url), Client(other.url)
+        c2.json("POST", "/api/session", {"participant": "mallory"})
+        _, t2 = c2.json("GET", "/api/next?participant=mallory")
+        ans = {"participant": "mallory", "item": t2["item"], "choice": "left"}
+        assert c.json("POST", "/api/answer", ans)[0] == 404  # not a participant of s1
+        c.json("POST", "/api/session", {"participant": "mallory"})
+        assert c.json("POST", "/api/answer", ans)[0] == 404  # not an item of s1
+    finally:
+        other.stop()
+    _, t = c.json("GET", "/api/next?participant=mallory")
+    results: list[int] = []
+
+    def answer(k: int) -> None:
+        body = {"participant": "mallory", "item": t["item"], "choice": ("left", "right")[k % 2]}
+        results.append(Client(server.url).json("POST", "/api/answer", body)[0])
+
+    threads = [threading.Thread(target=answer, args=(k,)) for k in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=20)
+    assert len(results) == 12 and set(results) <= {200, 409}
+    rows = StudyStore(pair_study).answers("s1")
+    assert len(rows) == 1  # one answer, whichever came first
+    first = rows[0]["side"]
+    assert results.count(200) == 6 and results.count(409) == 6  # its replays and the others
+    body = {"participant": "mallory", "item": t["item"], "choice": first}
+    assert c.json("POST", "/api/answer", body)[1]["status"] == "duplicate"
+    assert StudyStore(pair_study).answers("s1") == rows

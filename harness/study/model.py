@@ -28,8 +28,9 @@ from typing import Any
 from ..errors import LLBenchError
 
 KINDS = ("pairwise", "rating")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, which would let "alice\n" through.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
 IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",

@@ -22,6 +22,9 @@ and types; participant ids and tokens must match fixed patterns; an answer must 
 shown to that participant; a repeated identical answer is acknowledged without a second row
 (idempotent) and a different answer to an answered item is refused with 409, leaving the stored
 one intact. Bad requests get 4xx and never a stack trace; cross-origin writes are refused.
+A request, headers and body included, must arrive within ``REQUEST_DEADLINE_S`` seconds in all
+(a client sending a byte now and then cannot hold a thread longer), each read within
+``REQUEST_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ log = logging.getLogger("llbench.study.server")
 MAX_BODY = 4096
 DRAIN_LIMIT = 1 << 20
 REQUEST_TIMEOUT_S = 20
-ITEM_RE = re.compile(r"^[0-9a-f]{16}$")
-IMAGE_RE = re.compile(r"^/images/([0-9a-f]{20}\.(?:png|jpg|jpeg|webp))$")
+REQUEST_DEADLINE_S = 30.0
+ITEM_RE = re.compile(r"^[0-9a-f]{16}\Z")
+IMAGE_RE = re.compile(r"^/images/([0-9a-f]{20}\.(?:png|jpg|jpeg|webp))\Z")
+CONTENT_LENGTH_RE = re.compile(r"^[0-9]{1,12}\Z")
 RATING_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -222,12 +227,32 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT_S
     error_content_type = "text/plain; charset=utf-8"
     error_message_format = "%(code)d %(message)s\n"
+    deadline = REQUEST_DEADLINE_S
 
     @property
     def app(self) -> StudyApp:
         return self.server.app  # type: ignore[attr-defined]
 
     # -- plumbing --------------------------------------------------------------------------
+    def handle_one_request(self) -> None:
+        # The socket timeout bounds each read, not a request: a client dripping one byte every
+        # few seconds would keep the thread forever. Past the deadline the socket is shut down,
+        # which ends any read or write in progress.
+        timer = threading.Timer(self.deadline, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
         log.info("%s %s", self.address_string(), format % args)
 
@@ -260,7 +285,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             fn()
         except HttpError as exc:
-            self._json(exc.status, {"error": exc.message, **exc.extra})
+            try:
+                self._json(exc.status, {"error": exc.message, **exc.extra})
+            except OSError:  # the client is gone, or the deadline shut the socket
+                self.close_connection = True
         except (TimeoutError, ConnectionError):
             self.close_connection = True
         except Exception:  # noqa: BLE001 - never leak a trace to the client
@@ -292,18 +320,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             raise HttpError(411, "send a Content-Length, not a chunked body")
-        length = self.headers.get("Content-Length")
-        if length is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             self.close_connection = True
             raise HttpError(411, "Content-Length required")
-        try:
-            n = int(length)
-        except ValueError as exc:
-            self.close_connection = True
-            raise HttpError(400, "invalid Content-Length") from exc
-        if n < 0:
+        # Digits only (around them the optional white space of HTTP), and only one length:
+        # int() would also take "+5", "-0" and "1_0".
+        if len(lengths) != 1 or not CONTENT_LENGTH_RE.match(lengths[0].strip(" \t")):
             self.close_connection = True
             raise HttpError(400, "invalid Content-Length")
+        n = int(lengths[0].strip(" \t"))
         if n > MAX_BODY:
             self.close_connection = True
             if n <= DRAIN_LIMIT:  # read it away, so the client sees the 413 and not a reset
@@ -323,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(415, "send JSON (Content-Type: application/json)")
         try:
             obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nesting
             raise HttpError(400, "request body is not valid JSON") from exc
         if not isinstance(obj, dict):
             raise HttpError(400, "request body must be a JSON object")
