@@ -734,7 +734,7 @@ def test_participant_ids_with_newlines_are_refused(server, pair_study, pid):
 @pytest.mark.parametrize("length", [b"+20", b"2_0", b"20, 20", b"0x14", b"\xc2\xb2", b"-1"])
 def test_content_length_must_be_plain_digits(server, pair_study, length):
     body = b'{"participant":"zz"}'  # 20 bytes
-    head = b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     assert _raw(server, head + b"Content-Length: " + length + b"\r\n\r\n" + body)[9:12] == b"400"
     two = b"Content-Length: 20\r\nContent-Length: 5\r\n\r\n"  # two different lengths
     assert _raw(server, head + two + body)[9:12] == b"400"
@@ -750,7 +750,7 @@ def test_slow_clients_are_cut_off_at_the_deadline(server, monkeypatch):
     monkeypatch.setattr(server_mod._Handler, "deadline", 0.5)
     host, port = server.httpd.server_address[:2]
     heads = [
-        b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100\r\n\r\n",  # a slow body
         b"GET /api/stu",  # slow headers
     ]
@@ -819,7 +819,7 @@ def test_methods_and_bodies_that_held(server, pair_study):
     assert c.request("HEAD", "/api/study")[0] == 405
     for method in ("OPTIONS", "PUT", "DELETE", "PATCH", "TRACE", "BREW"):
         assert c.request(method, "/api/answer", raw=b"{}")[0] == 405, method
-    head = b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     assert _raw(server, head + b"\r\n")[9:12] == b"411"  # no Content-Length
     assert _raw(server, head + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")[9:12] == b"411"
     assert _raw(server, head + b"Content-Length: 99999999999\r\n\r\n")[9:12] == b"413"
@@ -878,3 +878,25 @@ def test_answers_for_another_study_replays_and_races(server, pair_study):
     body = {"participant": "mallory", "item": t["item"], "choice": first}
     assert c.json("POST", "/api/answer", body)[1]["status"] == "duplicate"
     assert StudyStore(pair_study).answers("s1") == rows
+
+
+@pytest.mark.parametrize("host", ["evil.example:80", "attacker.test", "10.0.0.1:8000", ":80"])
+def test_loopback_server_refuses_foreign_host_headers(server, host):
+    """DNS rebinding: a page on another domain re-pointed at 127.0.0.1 gets no answer."""
+    import http.client
+
+    port = server.httpd.server_address[1]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.putrequest("GET", "/api/study", skip_host=True)
+    conn.putheader("Host", host)
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 421
+    conn.close()
+    for ok in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.putrequest("GET", "/", skip_host=True)
+        conn.putheader("Host", ok)
+        conn.endheaders()
+        assert conn.getresponse().status == 200
+        conn.close()

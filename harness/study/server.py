@@ -29,6 +29,7 @@ A request, headers and body included, must arrive within ``REQUEST_DEADLINE_S`` 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -221,6 +222,15 @@ class StudyApp:
         return target.read_bytes(), IMAGE_TYPES[target.suffix.lower()]
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "llbench-study/1"
     sys_version = ""
@@ -283,6 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run(self, fn) -> None:
         try:
+            self._check_host()
             fn()
         except HttpError as exc:
             try:
@@ -307,6 +318,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise HttpError(400, "malformed query string") from exc
         return parts.path, query
+
+    def _check_host(self) -> None:
+        """A server listening on loopback answers only requests addressed to a loopback name, so
+        a web page whose domain was re-pointed at 127.0.0.1 (DNS rebinding) cannot use it."""
+        bound = str(self.server.server_address[0])
+        if not _is_loopback(bound):
+            return  # a lab server on the network: participants use its name or address
+        header = self.headers.get("Host")
+        if header is None:
+            return  # HTTP/1.0 clients; browsers always send Host
+        host = urlsplit("//" + header).hostname
+        if host is None or not _is_loopback(host):
+            raise HttpError(421, "this study server only answers requests for localhost")
 
     def _check_origin(self) -> None:
         origin = self.headers.get("Origin")
