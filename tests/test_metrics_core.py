@@ -581,3 +581,15 @@ def test_plugin_registers_the_core_metrics(home, monkeypatch):
     assert "80 dB" in host.metric("psnr").definition
     assert "clipped" in host.metric("psnr_gtmean").definition
     assert "rounded" in host.metric("ssim_gtmean").definition
+
+
+def test_ssim_rgb_gtmean_is_ssim_rgb_of_the_rounded_scaled_output():
+    pred, ref = _sample_images()
+    p, r = M.to_levels(pred, torch.float64), M.to_levels(ref, torch.float64)
+    scaled = M.gtmean_scale(p, r).round_() / 255.0
+    np.testing.assert_allclose(
+        M.ssim_rgb_gtmean(pred, ref).numpy(), M.ssim_rgb(scaled, ref).numpy(), atol=1e-9
+    )
+    # a pure global gain is undone: the score equals ssim_rgb of the reference with itself
+    dim = (ref * 0.5).clamp(0, 1)
+    assert float(M.ssim_rgb_gtmean(dim, ref).min()) > float(M.ssim_rgb(dim, ref).max())

@@ -1,7 +1,7 @@
 """Core image-quality metrics: the ``core-metrics`` plugin (``llbench.metrics``).
 
 Registers ``psnr``, ``psnr_y``, ``ssim``, ``ssim_rgb``, ``psnr_gtmean``, ``ssim_gtmean``,
-``niqe`` and ``loe``; each spec's ``definition`` states exactly what is computed. The same
+``ssim_rgb_gtmean``, ``niqe`` and ``loe``; each spec's ``definition`` states exactly what is computed. The same
 computations are plain functions in :mod:`llbench.metrics.functional`::
 
     from llbench.metrics import functional as M
@@ -19,7 +19,18 @@ from __future__ import annotations
 
 from llbench.hookspecs import hookimpl
 
-from .core import LOE, NIQE, PSNR, PSNRY, SSIM, SSIMRGB, PSNRGTMean, SSIMGTMean, core_specs
+from .core import (
+    LOE,
+    NIQE,
+    PSNR,
+    PSNRY,
+    SSIM,
+    SSIMRGB,
+    PSNRGTMean,
+    SSIMGTMean,
+    SSIMRGBGTMean,
+    core_specs,
+)
 
 __all__ = [
     "PSNR",
@@ -28,6 +39,7 @@ __all__ = [
     "SSIMRGB",
     "PSNRGTMean",
     "SSIMGTMean",
+    "SSIMRGBGTMean",
     "NIQE",
     "LOE",
     "core_specs",

@@ -75,6 +75,13 @@ class PSNRGTMean(_FullReference):
     fn = staticmethod(F.psnr_gtmean)
 
 
+class SSIMRGBGTMean(_FullReference):
+    """RGB SSIM after GT-mean scaling (:func:`llbench.metrics.functional.ssim_rgb_gtmean`)."""
+
+    name = "ssim_rgb_gtmean"
+    fn = staticmethod(F.ssim_rgb_gtmean)
+
+
 class SSIMGTMean(_FullReference):
     """SSIM after GT-mean scaling (:func:`llbench.metrics.functional.ssim_gtmean`)."""
 
@@ -180,6 +187,13 @@ DEFINITIONS: dict[str, str] = {
         "`ssim`) against the reference. Uses the reference's brightness, so it is never "
         "comparable with ssim."
     ),
+    "ssim_rgb_gtmean": (
+        "GT-mean SSIM per RGB channel: "
+        + _GTMEAN_SCALE
+        + ", then rounded to 8-bit levels; then ssim_rgb (each of R, G, B, averaged) against the "
+        "reference, the channel-wise SSIM of Retinexformer-style GT-mean tables. Never "
+        "comparable with ssim_rgb."
+    ),
     "niqe": (
         "NIQE (Mittal, Soundararajan, Bovik, SPL 2013) as pyiqa's `niqe`: luma Y = round(0.299 R "
         "+ 0.587 G + 0.114 B), cropped to whole 96x96 blocks, 18 natural-scene-statistics "
@@ -274,6 +288,17 @@ def core_specs() -> list[MetricSpec]:
             fr,
             True,
             DEFINITIONS["ssim_gtmean"],
+            score_range=(0.0, 1.0),
+            needs=ref,
+            default=False,
+        ),
+        MetricSpec(
+            "ssim_rgb_gtmean",
+            _build(SSIMRGBGTMean),
+            "RGB SSIM after GT-mean brightness scaling",
+            fr,
+            True,
+            DEFINITIONS["ssim_rgb_gtmean"],
             score_range=(0.0, 1.0),
             needs=ref,
             default=False,

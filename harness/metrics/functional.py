@@ -305,6 +305,16 @@ def ssim_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return ssim_levels(luma_levels(scaled), luma_levels(r))
 
 
+def ssim_rgb_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """SSIM per RGB channel (as :func:`ssim_rgb`) of the GT-mean-scaled output rounded to 8-bit
+    levels: the channel-wise SSIM that Retinexformer-style GT-mean tables report."""
+    _check("ssim_rgb_gtmean", pred, ref, min_size=_SSIM_WIN)
+    ref = ref.to(pred.device)
+    dt = work_dtype(pred.device)
+    p, r = to_levels(pred, dt), to_levels(ref, dt)
+    return ssim_levels(gtmean_scale(p, r).round_(), r)
+
+
 # -- NIQE ----------------------------------------------------------------------------------------
 def niqe(
     pred: torch.Tensor, params: tuple[torch.Tensor, torch.Tensor] | None = None
