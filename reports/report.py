@@ -28,6 +28,7 @@ def metric_order(host: PluginHost | None = None) -> list[str]:
         "ssim_rgb",
         "psnr_gtmean",
         "ssim_gtmean",
+        "ssim_rgb_gtmean",
         "lpips",
         "niqe",
         "pi",
