@@ -52,7 +52,8 @@ the backbone file's sha256, are recorded in ``provenance()``.
 from __future__ import annotations
 
 from llbench.hookspecs import hookimpl
-from llbench.specs import MethodSpec, WeightsRef
+from llbench.plugins._curves import quick_preset, released_checkpoint
+from llbench.specs import MethodSpec
 
 DEFAULT_CONFIG = {
     "iterations": 8,
@@ -92,26 +93,14 @@ DEFAULT_CONFIG = {
 }
 
 PRESETS = {
-    "quick": {
-        "train_size": 64,
-        "batch_size": 4,
-        "max_steps": 40,
-        "lr": 1e-3,
-        "checkpoint_every": 10,
-    },
+    "quick": quick_preset(max_steps=40, checkpoint_every=10),
     "paper": {"losses": "paper", "init": "normal", "test_scale_factor": 1},
 }
 
-OFFICIAL_WEIGHTS = WeightsRef(
-    # pinned to a commit, so the bytes behind the URL cannot change; the authors published no
-    # sha256, so the hash of the file used is recorded in each run's provenance instead
-    url="https://raw.githubusercontent.com/ShenZheng2000/"
-    "Semantic-Guided-Low-Light-Image-Enhancement/"
-    "6e1c840885a06f6937754e31cd31df6693e51099/weight/Epoch99.pth",
-    sha256="",
-    filename="Epoch99.pth",
-    source="https://github.com/ShenZheng2000/Semantic-Guided-Low-Light-Image-Enhancement "
-    "(weight/Epoch99.pth)",
+OFFICIAL_WEIGHTS = released_checkpoint(
+    "ShenZheng2000/Semantic-Guided-Low-Light-Image-Enhancement",
+    "6e1c840885a06f6937754e31cd31df6693e51099",
+    "weight/Epoch99.pth",
 )
 
 

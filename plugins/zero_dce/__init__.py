@@ -35,7 +35,8 @@ with ``--weights PATH`` or ``--weights official``.
 from __future__ import annotations
 
 from llbench.hookspecs import hookimpl
-from llbench.specs import MethodSpec, WeightsRef
+from llbench.plugins._curves import quick_preset, released_checkpoint
+from llbench.specs import MethodSpec
 
 DEFAULT_CONFIG = {
     "train_size": 256,
@@ -58,24 +59,13 @@ DEFAULT_CONFIG = {
 }
 
 PRESETS = {
-    # Short CPU runs: small images, few steps, a larger step size; same code path.
-    "quick": {
-        "train_size": 64,
-        "batch_size": 4,
-        "max_steps": 60,
-        "lr": 1e-3,
-        "checkpoint_every": 20,
-    },
+    "quick": quick_preset(max_steps=60, checkpoint_every=20),
 }
 
-OFFICIAL_WEIGHTS = WeightsRef(
-    # pinned to a commit, so the bytes behind the URL cannot change; the authors published no
-    # sha256, so the hash of the file used is recorded in each run's provenance instead
-    url="https://raw.githubusercontent.com/Li-Chongyi/Zero-DCE/"
-    "43f9da935d55758d93b54a47ce5872c96b342668/Zero-DCE_code/snapshots/Epoch99.pth",
-    sha256="",
-    filename="Epoch99.pth",
-    source="https://github.com/Li-Chongyi/Zero-DCE (Zero-DCE_code/snapshots/Epoch99.pth)",
+OFFICIAL_WEIGHTS = released_checkpoint(
+    "Li-Chongyi/Zero-DCE",
+    "43f9da935d55758d93b54a47ce5872c96b342668",
+    "Zero-DCE_code/snapshots/Epoch99.pth",
 )
 
 

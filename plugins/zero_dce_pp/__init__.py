@@ -29,7 +29,8 @@ The released checkpoint is a plain state dict with keys
 from __future__ import annotations
 
 from llbench.hookspecs import hookimpl
-from llbench.specs import MethodSpec, WeightsRef
+from llbench.plugins._curves import quick_preset, released_checkpoint
+from llbench.specs import MethodSpec
 
 DEFAULT_CONFIG = {
     "train_size": 512,
@@ -54,25 +55,13 @@ DEFAULT_CONFIG = {
 }
 
 PRESETS = {
-    "quick": {
-        "train_size": 64,
-        "batch_size": 4,
-        "max_steps": 60,
-        "lr": 1e-3,
-        "checkpoint_every": 20,
-    },
+    "quick": quick_preset(max_steps=60, checkpoint_every=20),
 }
 
-OFFICIAL_WEIGHTS = WeightsRef(
-    # pinned to a commit, so the bytes behind the URL cannot change; the authors published no
-    # sha256, so the hash of the file used is recorded in each run's provenance instead
-    url="https://raw.githubusercontent.com/Li-Chongyi/Zero-DCE_extension/"
-    "99ab5265054f685c874da58033ece00579514425/"
-    "Zero-DCE%2B%2B/snapshots_Zero_DCE%2B%2B/Epoch99.pth",
-    sha256="",
-    filename="Epoch99.pth",
-    source="https://github.com/Li-Chongyi/Zero-DCE_extension "
-    "(Zero-DCE++/snapshots_Zero_DCE++/Epoch99.pth)",
+OFFICIAL_WEIGHTS = released_checkpoint(
+    "Li-Chongyi/Zero-DCE_extension",
+    "99ab5265054f685c874da58033ece00579514425",
+    "Zero-DCE++/snapshots_Zero_DCE++/Epoch99.pth",
 )
 
 
