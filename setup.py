@@ -1,8 +1,9 @@
 """Maps the repository's folders to the ``llbench`` import package (see README, "Layout").
 
 pyproject.toml holds all metadata; this file only lists packages, because the folders
-``harness/``, ``plugins/``, ``datasets/`` and ``reports/`` install as ``llbench``,
-``llbench.plugins``, ``llbench.datasets`` and ``llbench.reports``.
+``harness/``, ``plugins/``, ``datasets/``, ``metrics/``, ``segmenters/`` and ``reports/`` install
+as ``llbench``, ``llbench.plugins``, ``llbench.datasets``, ``llbench.metrics``,
+``llbench.segmenters`` and ``llbench.reports``.
 """
 
 from setuptools import find_packages, setup
@@ -12,6 +13,8 @@ ROOTS = {
     "llbench.plugins": "plugins",
     "llbench.datasets": "datasets",
     "llbench.reports": "reports",
+    "llbench.metrics": "metrics",
+    "llbench.segmenters": "segmenters",
 }
 packages = []
 for name, folder in ROOTS.items():

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llbench.datasets_api import DatasetStatus, Sample, natural_key, split_check
+from llbench.api.datasets import DatasetStatus, Sample, natural_key, split_check
 from llbench.errors import DatasetError
 
 from .folders import FolderDataset, Source

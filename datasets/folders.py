@@ -8,7 +8,7 @@ their samples per split; this base class adds:
   recorded at fetch/verify time), ``unverified`` (files there, no manifest yet or files changed
   since), ``incomplete`` (a split or some images missing: the detail names them) and ``absent``
   (the detail says where to put the data and where to get it);
-* :meth:`FolderDataset.verify`: decodes every image and reports what :func:`llbench.images.
+* :meth:`FolderDataset.verify`: decodes every image and reports what :func:`llbench.io.images.
   read_image` will convert (greyscale, alpha, 16-bit, EXIF rotation, CMYK) and what it cannot
   read (truncated or corrupt files), checks pair sizes and image counts, compares the files with
   the recorded manifest and records a new one (``.llbench-manifest-<name>.json`` in the dataset
@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import Image
 
 from llbench import paths
-from llbench.datasets_api import (
+from llbench.api.datasets import (
     Dataset,
     DatasetStatus,
     Sample,
@@ -101,7 +101,7 @@ class ImageCheck:
 
 
 def check_image(path: Path, *, mask: bool = False) -> ImageCheck:
-    """Decode ``path`` fully and say which conversion :func:`llbench.images.read_image` applies.
+    """Decode ``path`` fully and say which conversion :func:`llbench.io.images.read_image` applies.
 
     Masks (``mask=True``) must be single-channel label images (palette ``P`` or ``L``); their
     values are class indices, so no conversion is applied to them.
@@ -542,7 +542,7 @@ class FolderDataset(Dataset):
         force: bool = False,
     ) -> FetchResult:
         """Download (or take ``archive``), extract safely, prepare and verify; see the module doc."""
-        from llbench.download import download, safe_extract
+        from llbench.io.download import download, safe_extract
 
         messages: list[str] = []
         hashes: dict[str, str] = {}

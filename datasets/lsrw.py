@@ -14,7 +14,7 @@ three read ``<data root>/lsrw``. The data is on Baidu Pan only, so fetching is m
 
 from __future__ import annotations
 
-from llbench.datasets_api import Sample
+from llbench.api.datasets import Sample
 from llbench.errors import DatasetError
 
 from .folders import Archive, PairedFolderDataset, Source

@@ -26,8 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from llbench.hookspecs import hookimpl
-from llbench.specs import DatasetSpec
+from llbench.api import DatasetSpec, hookimpl
 
 from .derived import LOLUnpaired, LOLv2Unpaired
 from .folders import FolderDataset

@@ -16,7 +16,7 @@ SICE has only a training split: it is a zero-reference training set, with no tes
 
 from __future__ import annotations
 
-from llbench.datasets_api import Sample, image_files, natural_key
+from llbench.api.datasets import Sample, image_files, natural_key
 from llbench.errors import DatasetError
 
 from .folders import Archive, FolderDataset, Source, unique_by_stem

@@ -39,12 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from llbench.api import DatasetSpec, hookimpl
+from llbench.api.datasets import Dataset, DatasetStatus, Sample, image_files, pair_by_stem
 from llbench.datasets.lowlight_model import darken_with_params
-from llbench.datasets_api import Dataset, DatasetStatus, Sample, image_files, pair_by_stem
 from llbench.errors import DatasetError
-from llbench.hookspecs import hookimpl
-from llbench.images import write_png
-from llbench.specs import DatasetSpec
+from llbench.io.images import write_png
 
 VERSION = "2"
 SEED = 20240611

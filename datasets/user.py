@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llbench import paths
-from llbench.datasets_api import Sample, file_manifest, image_files
+from llbench.api import DatasetSpec, hookimpl
+from llbench.api.datasets import Sample, file_manifest, image_files
 from llbench.errors import DatasetError
-from llbench.hookspecs import hookimpl
-from llbench.specs import DatasetSpec
 
 from .folders import (
     HIGH_NAMES,

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from llbench.datasets_api import DatasetStatus, Sample
+from llbench.api.datasets import DatasetStatus, Sample
 from llbench.errors import DatasetError
-from llbench.images import read_image, write_png
+from llbench.io.images import read_image, write_png
 
 from . import lowlight_model
 from .folders import Archive, FetchResult, FolderDataset, Source

@@ -28,18 +28,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .enhancing import build_method
-    from .enhancing import enhance_files as enhance
-    from .result_frames import results
-    from .runner import run
-    from .scoring import score
+    from llbench.engine.enhancing import build_method
+    from llbench.engine.enhancing import enhance_files as enhance
+    from llbench.engine.runner import run
+    from llbench.engine.scoring import score
+    from llbench.store.frames import results
 
 _LAZY = {
-    "run": ("llbench.runner", "run"),
-    "score": ("llbench.scoring", "score"),
-    "results": ("llbench.result_frames", "results"),
-    "enhance": ("llbench.enhancing", "enhance_files"),
-    "build_method": ("llbench.enhancing", "build_method"),
+    "run": ("llbench.engine.runner", "run"),
+    "score": ("llbench.engine.scoring", "score"),
+    "results": ("llbench.store.frames", "results"),
+    "enhance": ("llbench.engine.enhancing", "enhance_files"),
+    "build_method": ("llbench.engine.enhancing", "build_method"),
 }
 
 
@@ -54,13 +54,13 @@ def __getattr__(name: str) -> Any:
 
 def report(**kwargs: Any):
     """The results table (:class:`llbench.reports.tables.Table`); kwargs as ``report_table``."""
-    from .reports.report import report_table
+    from llbench.reports.report import report_table
 
     return report_table(**kwargs)[0]
 
 
 def list_plugins():
     """Loaded plugins with what they provide and any load error."""
-    from .plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     return get_host().plugins()

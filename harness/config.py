@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from llbench.errors import ConfigError
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError
+from llbench.errors import ConfigError
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:

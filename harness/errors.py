@@ -53,3 +53,9 @@ class WeightsError(LLBenchError):
 
 class ConfigError(LLBenchError):
     """A configuration file or option that cannot be used."""
+
+
+class WaitingForInput(LLBenchError):
+    """Work that cannot go on until people provide something (e.g. labels of a human-in-the-loop
+    stage). The run is stored with status ``waiting``; running the same command again resumes it
+    once the input is there. The message says what is awaited and where (a study's URL)."""

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from llbench.plugin_host import PluginHost, get_host
+from llbench.pluginhost.host import PluginHost, get_host
 from llbench.reports import figures
 from llbench.reports.tables import Table, build_table
-from llbench.result_frames import results, training_log
+from llbench.store.frames import results, training_log
 
 
 def directions(host: PluginHost | None = None) -> dict[str, bool | None]:
@@ -99,9 +99,9 @@ def qualitative_figures(
     """Per dataset, a grid of the first ``n_images`` test images every method enhanced
     (columns: methods in table order; rows: images), from the saved 8-bit outputs."""
     from llbench import paths
-    from llbench.datasets_api import natural_key
-    from llbench.images import read_image
-    from llbench.store import Store
+    from llbench.api.datasets import natural_key
+    from llbench.io.images import read_image
+    from llbench.store.database import Store
 
     home_dir = paths.home(home)
     store = Store(home_dir)

@@ -19,7 +19,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("LLBENCH_HOME", str(h))
     monkeypatch.setenv("LLBENCH_DATA", str(h / "data"))
     monkeypatch.setenv("LLBENCH_CACHE", str(h / "cache"))
-    from llbench import plugin_host
+    from llbench.pluginhost import host as plugin_host
 
     plugin_host.reset_host()
     yield h

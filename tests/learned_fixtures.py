@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llbench import weights as W
+from llbench.io import weights as W
 
 
 def _save(obj, path: Path) -> Path:

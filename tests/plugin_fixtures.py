@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llbench.datasets_api import Dataset, image_files, pair_by_stem
-from llbench.hookspecs import hookimpl
-from llbench.images import write_png
-from llbench.methods import Method, TrainableMethod, TrainContext
-from llbench.metrics_api import Metric
-from llbench.specs import DatasetSpec, MethodSpec, MetricSpec
+from llbench.api.datasets import Dataset, image_files, pair_by_stem
+from llbench.api.hookspecs import hookimpl
+from llbench.api.methods import Method, TrainableMethod, TrainContext
+from llbench.api.metrics import Metric
+from llbench.api.specs import DatasetSpec, MethodSpec, MetricSpec
+from llbench.io.images import write_png
 
 
 class Brighten(Method):
@@ -48,7 +48,7 @@ class Scale(TrainableMethod):
         return (low * self.net.weight.reshape(())).clamp(0, 1)
 
     def fit(self, ctx: TrainContext) -> None:
-        from llbench.images import read_image, to_tensor
+        from llbench.io.images import read_image, to_tensor
 
         opt = torch.optim.SGD(self.net.parameters(), lr=self.config["lr"])
         start = 0

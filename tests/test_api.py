@@ -9,10 +9,10 @@ import llbench
 
 def test_public_names_are_functions_even_after_submodule_imports(home):
     for module in (
-        "llbench.runner",
-        "llbench.scoring",
-        "llbench.result_frames",
-        "llbench.enhancing",
+        "llbench.engine.runner",
+        "llbench.engine.scoring",
+        "llbench.store.frames",
+        "llbench.engine.enhancing",
         "llbench.reports.report",
         "llbench.plugins.lime",
     ):

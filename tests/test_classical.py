@@ -135,7 +135,7 @@ def test_specs_metadata():
 
 def test_registered_through_entry_points(home, monkeypatch):
     monkeypatch.setenv("LLBENCH_PLUGINS", "input,gamma,he,clahe,lime")
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     host = get_host()
     spec = host.method("lime")

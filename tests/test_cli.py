@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 from plugin_fixtures import TestPlugin, make_tiny_dataset
 
-from llbench.cli import cli
-from llbench.images import read_image, write_png
-from llbench.plugin_host import get_host
+from llbench.cli.main import cli
+from llbench.io.images import read_image, write_png
+from llbench.pluginhost.host import get_host
 
 
 @pytest.fixture

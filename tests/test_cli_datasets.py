@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from test_datasets_real import img, make_flat, make_lol, make_pairs
 from test_download import LoopbackServer
 
-from llbench.cli_datasets import datasets
+from llbench.cli.datasets import datasets
 from llbench.datasets import real, unpaired_sets
 from llbench.datasets.folders import Archive, Source
 

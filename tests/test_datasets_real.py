@@ -24,8 +24,8 @@ from llbench.datasets.sice import SICE
 from llbench.datasets.unpaired_sets import DICM, LIME
 from llbench.datasets.voc_dark import VOCDark
 from llbench.errors import DatasetError
-from llbench.images import read_image, read_mask
-from llbench.plugin_host import get_host
+from llbench.io.images import read_image, read_mask
+from llbench.pluginhost.host import get_host
 
 
 # -- layout builders (also used by test_cli_datasets) --------------------------------------------

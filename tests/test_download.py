@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from llbench.download import (
+from llbench.api.specs import WeightsRef
+from llbench.errors import WeightsError
+from llbench.io.download import (
     ChecksumError,
     DownloadError,
     UnsafeArchiveError,
@@ -26,8 +28,6 @@ from llbench.download import (
     fetch_weights,
     safe_extract,
 )
-from llbench.errors import WeightsError
-from llbench.specs import WeightsRef
 
 
 # -- a loopback server ---------------------------------------------------------------------------
@@ -484,7 +484,7 @@ def test_damaged_archive_or_unwritable_member_raises_llbench_error_and_leaves_no
 
 
 def test_redirects_stay_on_http(server, tmp_path):
-    from llbench.download import _SafeRedirects
+    from llbench.io.download import _SafeRedirects
 
     class Redirects(BaseHTTPRequestHandler):
         def log_message(self, *args):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from llbench.api.methods import Method
 from llbench.errors import ConfigError
-from llbench.methods import Method
 from llbench.metrics import efficiency as E
 
 
@@ -93,7 +93,7 @@ def test_bad_sizes_are_config_errors(bad):
 
 
 def test_registered_as_non_default_efficiency_metrics(home):
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     reg = get_host().registry("metric")
     for name in ("params", "flops", "time"):

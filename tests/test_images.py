@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from llbench.errors import ImageError
-from llbench.images import quantize, read_image, to_tensor, to_uint8, write_image, write_png
+from llbench.io.images import quantize, read_image, to_tensor, to_uint8, write_image, write_png
 
 
 def test_grey_is_replicated(tmp_path):

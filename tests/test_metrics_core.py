@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from llbench.errors import LLBenchError, WeightsError
-from llbench.images import read_image, to_tensor
+from llbench.io.images import read_image, to_tensor
 from llbench.metrics import functional as M
 from llbench.metrics.functional import MetricInputError
 
@@ -558,8 +558,8 @@ def test_metric_classes_say_what_input_is_missing():
 # -- registration --------------------------------------------------------------------------------
 def test_plugin_registers_the_core_metrics(home, monkeypatch):
     monkeypatch.setenv("LLBENCH_PLUGINS", "core-metrics")
-    from llbench.metrics_api import Metric
-    from llbench.plugin_host import get_host
+    from llbench.api.metrics import Metric
+    from llbench.pluginhost.host import get_host
 
     host = get_host()
     names = {"psnr", "psnr_y", "ssim", "ssim_rgb", "psnr_gtmean", "ssim_gtmean", "niqe", "loe"}

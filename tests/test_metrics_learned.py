@@ -16,8 +16,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from llbench import weights as W
 from llbench.errors import WeightsError
+from llbench.io import weights as W
 from llbench.metrics import learned as L
 
 FAST = ["nrqm", "pi", "musiq", "lpips", "brisque", "unique", "clipiqa"]
@@ -95,7 +95,7 @@ def test_missing_weights_are_named_with_folder_and_url(cache, no_network, name):
 
 
 def test_registered_through_the_plugin_host(home, cache):
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     reg = get_host().registry("metric")
     for name in L.metric_names():
@@ -109,7 +109,7 @@ def test_registered_through_the_plugin_host(home, cache):
 # -- the real loading path -----------------------------------------------------------------------
 @pytest.mark.parametrize("name", FAST)
 def test_runs_from_cache_and_matches_pyiqa(cache, no_network, monkeypatch, name):
-    from llbench.weights import missing_packages
+    from llbench.io.weights import missing_packages
 
     if missing_packages(name):
         pytest.skip(f"{name} needs the optional package(s) {missing_packages(name)}")
@@ -322,7 +322,7 @@ def test_fetch_downloads_and_verifies(cache, monkeypatch, tmp_path):
 
 
 def test_weights_cli(cache, tmp_path):
-    from llbench.cli_weights import weights
+    from llbench.cli.weights import weights
 
     runner = CliRunner()
     res = runner.invoke(weights, ["list", "lpips"])
@@ -372,7 +372,7 @@ def test_calibration_with_official_weights(name):
     d = _calibra_dir()
     if d is None:
         pytest.skip("pyiqa's ResultsCalibra images are not installed")
-    from llbench.images import read_image, to_tensor
+    from llbench.io.images import read_image, to_tensor
 
     metric = _spec(name).build(torch.device("cpu"), {})
     expected, tol = CALIBRATION[name]
@@ -387,7 +387,7 @@ def test_calibration_with_official_weights(name):
 def test_missing_optional_package_is_named(monkeypatch):
     import importlib.util
 
-    from llbench.weights import unavailable_message
+    from llbench.io.weights import unavailable_message
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

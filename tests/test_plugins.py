@@ -7,11 +7,11 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from llbench.cli import cli
+from llbench.api.specs import MethodSpec
+from llbench.cli.main import cli
 from llbench.errors import DuplicateNameError, UnknownNameError
-from llbench.plugin_host import PluginHost, get_host, reset_host
-from llbench.registry import Registry
-from llbench.specs import MethodSpec
+from llbench.pluginhost.host import PluginHost, get_host, reset_host
+from llbench.pluginhost.registry import Registry
 
 
 def _write_distribution(site, dist: str, module: str, code: str, entry: str) -> None:
@@ -26,9 +26,9 @@ def _write_distribution(site, dist: str, module: str, code: str, entry: str) -> 
 
 THIRD_PARTY = """
     import torch
-    from llbench.hookspecs import hookimpl
-    from llbench.methods import Method
-    from llbench.specs import MethodSpec
+    from llbench.api.hookspecs import hookimpl
+    from llbench.api.methods import Method
+    from llbench.api.specs import MethodSpec
 
     class Invert(Method):
         def enhance(self, low):
@@ -84,7 +84,7 @@ def test_broken_plugin_is_reported_and_others_still_work(site, home):
 
 def test_plugin_whose_hook_raises_is_reported(site, home):
     code = """
-        from llbench.hookspecs import hookimpl
+        from llbench.api.hookspecs import hookimpl
         @hookimpl
         def register_methods(register):
             raise RuntimeError("bad hook")

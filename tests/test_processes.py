@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from llbench.store import Store
+from llbench.store.database import Store
 
 
 def _cmd(home, *args):
     return [
         sys.executable,
         "-c",
-        "from llbench.cli import main; main()",
+        "from llbench.cli.main import main; main()",
         "--home",
         str(home),
         "run",
@@ -88,7 +88,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    from llbench.result_frames import runs_frame
+    from llbench.store.frames import runs_frame
 
     assert runs_frame(home=home)["status"].tolist() == ["interrupted"]
     store = Store(home)

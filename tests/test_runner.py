@@ -10,9 +10,9 @@ from plugin_fixtures import TestPlugin, make_tiny_dataset
 
 import llbench
 from llbench.errors import ConfigError, DatasetError, UnknownNameError
-from llbench.images import read_image
-from llbench.plugin_host import get_host
-from llbench.store import Store
+from llbench.io.images import read_image
+from llbench.pluginhost.host import get_host
+from llbench.store.database import Store
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_config_changes_the_key(host, home):
 
 
 def test_interrupted_run_resumes_without_recomputing(host, home, monkeypatch):
-    import llbench.runner as runner
+    import llbench.engine.runner as runner
 
     calls = []
     real = runner._process_batch
@@ -88,7 +88,7 @@ def test_interrupted_run_resumes_without_recomputing(host, home, monkeypatch):
 
 
 def test_new_metric_scores_saved_outputs_without_enhancing(host, home, monkeypatch):
-    import llbench.runner as runner
+    import llbench.engine.runner as runner
 
     first = _run(host, home)
     monkeypatch.setattr(runner, "_process_batch", lambda *a, **k: pytest.fail("re-enhanced"))
@@ -113,7 +113,7 @@ def test_wrong_shape_is_reported(host, home):
 def test_corrupt_and_mismatched_images_are_failed_items(host, home):
     root = home / "data" / "tiny" / "test"
     (root / "low" / "img0.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    from llbench.images import write_png
+    from llbench.io.images import write_png
 
     write_png(root / "high" / "img1.png", np.zeros((10, 10, 3), np.uint8))
     r = _run(host, home)
@@ -199,7 +199,7 @@ def test_batches_give_the_same_outputs_as_single_images(host, home):
 
     # mixed sizes: the runner batches only images of one shape together
     make_tiny_dataset(home / "data" / "tiny", n_test=5, size=(24, 32))
-    from llbench.images import write_png
+    from llbench.io.images import write_png
 
     rng = np.random.default_rng(1)
     for name in ("img3", "img4"):

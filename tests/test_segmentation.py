@@ -8,13 +8,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from llbench.api.hookspecs import hookimpl
+from llbench.api.specs import SegmenterSpec
 from llbench.datasets.scenes import CLASSES, ScenesConfig, ScenesDataset
 from llbench.errors import DatasetError, LLBenchError
-from llbench.hookspecs import hookimpl
-from llbench.images import read_mask
+from llbench.io.images import read_mask
 from llbench.metrics import task
 from llbench.metrics.task import ConfusionMatrix
-from llbench.specs import SegmenterSpec
 
 SMALL = ScenesConfig(height=64, width=80, n_train=16, n_test=4)
 
@@ -80,7 +80,7 @@ class BrightPlugin:
 
 @pytest.fixture
 def bright(home):
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     plugin = BrightPlugin()
     get_host().register(plugin, name="bright-test")
@@ -99,7 +99,7 @@ def _items(n=5, seed=0):
 
 
 def test_metrics_share_one_segmentation_and_resume_from_state(bright):
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     reg = get_host().registry("metric")
     miou = reg.get("miou").build(torch.device("cpu"), {"segmenter": "bright"})
@@ -137,7 +137,7 @@ def test_metrics_share_one_segmentation_and_resume_from_state(bright):
 
 
 def test_unknown_segmenter_lists_the_known_ones(bright):
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     with pytest.raises(LLBenchError, match="tiny-seg"):
         get_host().metric("miou").build(torch.device("cpu"), {"segmenter": "nope"})
@@ -164,7 +164,7 @@ def test_scenes_are_deterministic_and_well_formed(tmp_path):
     c.prepare()
     assert c.samples("test")[0].high.read_bytes() != sa[0].high.read_bytes()
 
-    from llbench.images import read_image
+    from llbench.io.images import read_image
 
     labels = set()
     for s in a.samples("train"):
@@ -180,7 +180,7 @@ def test_scenes_are_deterministic_and_well_formed(tmp_path):
 
 
 def test_scenes_registered_with_masks(home):
-    from llbench.plugin_host import get_host
+    from llbench.pluginhost.host import get_host
 
     spec = get_host().dataset("scenes")
     assert spec.masks and spec.paired
@@ -240,7 +240,7 @@ def test_tiny_seg_checkpoint_and_reference_scores(home, small_scenes):
     # the same numbers as the metric computes from the normal-light images
     metric = task.MeanIoU("cpu", {})
     metric.reset()
-    from llbench.images import read_image, to_tensor
+    from llbench.io.images import read_image, to_tensor
 
     for s in small_scenes.samples("test"):
         metric.update(
@@ -254,8 +254,8 @@ def test_tiny_seg_checkpoint_and_reference_scores(home, small_scenes):
 
 
 def test_segmenters_cli(home):
-    from llbench.cli_common import CliState
-    from llbench.segmenters.cli import segmenters
+    from llbench.cli.common import CliState
+    from llbench.cli.segmenters import segmenters
 
     runner = CliRunner()
     obj = CliState.from_options(str(home), None)
@@ -281,10 +281,10 @@ def test_segmenters_cli(home):
 def test_torchvision_segmenter_loads_its_checkpoint_from_the_hub_cache(
     home, tmp_path, monkeypatch, name
 ):
-    from llbench import weights as W
     from llbench._torchvision import import_torchvision
     from llbench.errors import WeightsError
-    from llbench.plugin_host import get_host
+    from llbench.io import weights as W
+    from llbench.pluginhost.host import get_host
     from llbench.segmenters import build_segmenter
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -322,8 +322,8 @@ def test_torchvision_segmenter_loads_its_checkpoint_from_the_hub_cache(
 def test_runner_scores_the_input_like_reference_scores(home):
     """``input`` (no enhancement) on scenes: the runner's miou/mpa equal the dark-input row of
     :func:`reference_scores`, and the efficiency metrics land as dataset-level values."""
-    from llbench.plugin_host import get_host
-    from llbench.runner import run
+    from llbench.engine.runner import run
+    from llbench.pluginhost.host import get_host
     from llbench.segmenters import tiny, tiny_seg_path
 
     ds = get_host().dataset("scenes").build(home / "data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from llbench.store import DATASET_ROW, Store
+from llbench.store.database import DATASET_ROW, Store
 
 
 def _writer(home: str, worker: int, n: int) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from llbench.store import Store
+from llbench.store.database import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

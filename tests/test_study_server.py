@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from llbench.store import Store
+from llbench.cli.study import study as study_cli
+from llbench.store.database import Store
 from llbench.study import (
     PairSource,
     RatingSource,
@@ -34,7 +35,6 @@ from llbench.study import (
     score_study,
     study_results_frame,
 )
-from llbench.study.cli import study as study_cli
 from llbench.study.model import StudyError, natural_key, select_images
 
 METHODS = ("he", "lime", "sgz")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from llbench.datasets.synthetic import SyntheticDataset, SyntheticUnpaired
-from llbench.images import read_image
+from llbench.io.images import read_image
 
 
 def test_generated_once_deterministic_and_dark(tmp_path):

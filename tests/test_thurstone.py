@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scipy import optimize
 from scipy.stats import norm
 
-from llbench.study.cli import study as study_cli
+from llbench.cli.study import study as study_cli
 from llbench.study.figures import plot_scores
 from llbench.study.mos import mos_scores
 from llbench.study.thurstone import (

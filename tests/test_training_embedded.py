@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import llbench
-from llbench.images import read_image
-from llbench.result_frames import training_log
+from llbench.io.images import read_image
+from llbench.store.frames import training_log
 
 
 def _exposure_error(paths) -> float:

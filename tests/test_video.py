@@ -1,4 +1,4 @@
-"""Frame-by-frame video enhancement (llbench.video)."""
+"""Frame-by-frame video enhancement (llbench.io.video)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 iio = pytest.importorskip("imageio.v2")
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
+from llbench.api.methods import Method  # noqa: E402
 from llbench.errors import LLBenchError, MethodOutputError  # noqa: E402
-from llbench.methods import Method  # noqa: E402
-from llbench.video import VideoError, enhance_video, is_video  # noqa: E402
+from llbench.io.video import VideoError, enhance_video, is_video  # noqa: E402
 
 
 class Brighten(Method):

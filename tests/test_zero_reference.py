@@ -23,14 +23,14 @@ from PIL import Image
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from llbench.datasets_api import Dataset, Sample
+from llbench.api.datasets import Dataset, Sample
+from llbench.api.methods import TrainContext
+from llbench.config import merge as deep_merge
 from llbench.errors import ConfigError, DatasetError, WeightsError
-from llbench.images import read_image, to_tensor, to_uint8
-from llbench.methods import TrainContext
-from llbench.plugin_host import get_host
+from llbench.io.images import read_image, to_tensor, to_uint8
+from llbench.pluginhost.host import get_host
 from llbench.plugins._curves import losses
 from llbench.plugins._curves.curve import apply_curves, curve_step
-from llbench.plugins._curves.method import deep_merge
 
 METHODS = ("zero-dce", "zero-dce++", "sgz")
 CPU = torch.device("cpu")

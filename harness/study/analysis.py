@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import LLBenchError
-from .model import StudyError
-from .mos import MosResult, mos_scores
-from .store import StudyStore
-from .thurstone import ScalingResult, Trials, scale_pairwise
+from llbench.errors import LLBenchError
+from llbench.study.model import StudyError
+from llbench.study.mos import MosResult, mos_scores
+from llbench.study.store import StudyStore
+from llbench.study.thurstone import ScalingResult, Trials, scale_pairwise
 
 ANSWER_COLUMNS = [
     "study",

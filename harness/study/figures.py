@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .model import StudyError
+from llbench.study.model import StudyError
 
 SUFFIXES = (".png", ".svg", ".pdf")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LLBenchError
+from llbench.errors import LLBenchError
 
 KINDS = ("pairwise", "rating")
 # \Z, not $: "$" also matches before a final newline, which would let "alice\n" through.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .thurstone import ScalingError
+from llbench.study.thurstone import ScalingError
 
 
 @dataclass

@@ -42,8 +42,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .model import IMAGE_TYPES, PARTICIPANT_RE, StudyError, participant_schedule, trial_for
-from .store import StudyStore
+from llbench.study.model import (
+    IMAGE_TYPES,
+    PARTICIPANT_RE,
+    StudyError,
+    participant_schedule,
+    trial_for,
+)
+from llbench.study.store import StudyStore
 
 log = logging.getLogger("llbench.study.server")
 

@@ -23,9 +23,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from ..hashing import sha256_file
-from ..store import Store
-from .model import (
+from llbench.io.hashing import sha256_file
+from llbench.store.database import Store
+from llbench.study.model import (
     IMAGE_TYPES,
     KINDS,
     Item,
@@ -36,7 +36,7 @@ from .model import (
     check_study_name,
     select_images,
 )
-from .store import ImageRow, StudyStore
+from llbench.study.store import ImageRow, StudyStore
 
 DEFAULT_TITLE = {
     "pairwise": "Which image looks better?",

@@ -11,7 +11,7 @@
   side assignment), ``study_answers`` (primary key study, participant, item: an answer is stored
   once; a repeated identical answer is a no-op and a different one is refused).
 
-Every write is one ``BEGIN IMMEDIATE`` transaction (see :class:`llbench.store.Store`), and the
+Every write is one ``BEGIN IMMEDIATE`` transaction (see :class:`llbench.store.database.Store`), and the
 checks an answer needs run inside that transaction, so concurrent requests cannot race.
 """
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..store import Store
-from .model import Item, Study, StudyError
+from llbench.store.database import Store
+from llbench.study.model import Item, Study, StudyError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study_studies (

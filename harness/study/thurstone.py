@@ -65,7 +65,7 @@ from scipy import optimize, sparse
 from scipy.sparse import csgraph
 from scipy.special import log_ndtr, ndtr, ndtri
 
-from ..errors import LLBenchError
+from llbench.errors import LLBenchError
 
 SIGMA = 1.4826
 """Case V noise scale: ``Phi(1 / SIGMA) = 0.75``, so one unit is one JOD."""

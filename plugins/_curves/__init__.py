@@ -11,7 +11,7 @@ Importing this package does not import torch; import the submodules.
 
 from urllib.parse import quote
 
-from llbench.specs import WeightsRef
+from llbench.api import WeightsRef
 
 
 def released_checkpoint(repo: str, commit: str, path: str) -> WeightsRef:

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from llbench.errors import DatasetError
-from llbench.images import read_image
+from llbench.io.images import read_image
 
 
 class TrainImages:

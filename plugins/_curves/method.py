@@ -11,30 +11,19 @@ the step, so a resumed run produces the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import abc
-import copy
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from llbench.api import TrainableMethod, TrainContext
+from llbench.config import merge
 from llbench.errors import ConfigError, MethodOutputError
-from llbench.methods import TrainableMethod, TrainContext
 
 from . import losses
 from .data import TrainImages
 from .nets import CurveNet, init_weights
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``over``'s keys replacing or (for nested mappings) merging into it."""
-    out = copy.deepcopy(dict(base))
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 class CurveMethod(TrainableMethod):
@@ -49,7 +38,9 @@ class CurveMethod(TrainableMethod):
     net: CurveNet
 
     def __init__(self, config: Mapping[str, Any], device: torch.device | str):
-        super().__init__(deep_merge(self.defaults, config), device)
+        # The harness passes the effective config; direct Python callers may pass a partial one,
+        # completed (and checked for unknown keys) by the one merge of llbench.config.
+        super().__init__(merge(self.defaults, config), device)
         self.net = self.build_net()
         init_weights(
             self.net,

@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
+from llbench.api import Method
 from llbench.errors import ConfigError, ImageError
-from llbench.methods import Method
 from llbench.plugins.he.luma import rgb_to_ycbcr, to_u8, ycbcr_to_rgb
 from llbench.plugins.he.method import check_luma
 

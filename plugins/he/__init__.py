@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llbench.hookspecs import hookimpl
-from llbench.specs import MethodSpec
+from llbench.api import MethodSpec, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from llbench.methods import Method
+    from llbench.api.methods import Method
 
 DEFAULT_CONFIG: dict[str, Any] = {
     # Luma coefficients of the full-range YCbCr space the equalization runs in:

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from llbench.api import Method
 from llbench.errors import ConfigError, ImageError
-from llbench.methods import Method
 
 from . import DEFAULT_CONFIG
 from .luma import (

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from llbench.api import Method
 from llbench.errors import ConfigError, ImageError
-from llbench.methods import Method
 
 
 class Identity(Method):

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from llbench.hookspecs import hookimpl
-from llbench.specs import MethodSpec
+from llbench.api import MethodSpec, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from llbench.methods import Method
+    from llbench.api.methods import Method
 
 DEFAULT_CONFIG: dict[str, Any] = {
     # trade-off between fidelity to T_hat and structure-aware smoothness (the paper's alpha;

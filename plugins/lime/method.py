@@ -66,8 +66,8 @@ import scipy.sparse.linalg as spla
 import torch
 from scipy.ndimage import correlate1d
 
+from llbench.api import Method
 from llbench.errors import ConfigError, ImageError
-from llbench.methods import Method
 from llbench.plugins.he.luma import rgb_to_ycbcr, ycbcr_to_rgb
 
 from . import DEFAULT_CONFIG

@@ -51,9 +51,8 @@ the backbone file's sha256, are recorded in ``provenance()``.
 
 from __future__ import annotations
 
-from llbench.hookspecs import hookimpl
+from llbench.api import MethodSpec, hookimpl
 from llbench.plugins._curves import quick_preset, released_checkpoint
-from llbench.specs import MethodSpec
 
 DEFAULT_CONFIG = {
     "iterations": 8,

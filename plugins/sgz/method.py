@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from llbench.datasets_api import sha256_file
+from llbench.api import TrainContext
+from llbench.api.datasets import sha256_file
 from llbench.errors import ConfigError, WeightsError
-from llbench.methods import TrainContext
 from llbench.plugins._curves import losses
 from llbench.plugins._curves.method import CurveMethod
 from llbench.plugins._curves.nets import CurveNet

@@ -34,9 +34,8 @@ with ``--weights PATH`` or ``--weights official``.
 
 from __future__ import annotations
 
-from llbench.hookspecs import hookimpl
+from llbench.api import MethodSpec, hookimpl
 from llbench.plugins._curves import quick_preset, released_checkpoint
-from llbench.specs import MethodSpec
 
 DEFAULT_CONFIG = {
     "train_size": 256,

@@ -28,9 +28,8 @@ The released checkpoint is a plain state dict with keys
 
 from __future__ import annotations
 
-from llbench.hookspecs import hookimpl
+from llbench.api import MethodSpec, hookimpl
 from llbench.plugins._curves import quick_preset, released_checkpoint
-from llbench.specs import MethodSpec
 
 DEFAULT_CONFIG = {
     "train_size": 512,

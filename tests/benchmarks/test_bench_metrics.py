@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from llbench.images import to_tensor
+from llbench.io.images import to_tensor
 from llbench.metrics import functional as M
 
 METRICS = ["psnr", "ssim", "niqe"]

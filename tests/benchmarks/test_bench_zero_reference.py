@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from llbench.plugin_host import get_host
+from llbench.pluginhost.host import get_host
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 H, W = 900, 1200

@@ -1,0 +1,90 @@
+"""The plugin API: everything a plugin imports, built-ins and third parties alike.
+
+Light names (hook markers, specs) import eagerly and pull in nothing heavy; the base classes,
+which need torch, load on first attribute access::
+
+    from llbench.api import MethodSpec, hookimpl            # cheap: listing plugins stays fast
+    from llbench.api import TrainableMethod, TrainContext   # imports torch
+
+Submodules: :mod:`~llbench.api.hookspecs` (the hooks, one per plugin kind, plus
+``register_commands``), :mod:`~llbench.api.specs` (what plugins register),
+:mod:`~llbench.api.methods`, :mod:`~llbench.api.datasets`, :mod:`~llbench.api.metrics`,
+:mod:`~llbench.api.segmenters` (the base classes), :mod:`~llbench.api.features` (the
+decoder-feature hook frameworks such as SKF use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from llbench.api.hookspecs import hookimpl, hookspec
+from llbench.api.specs import (
+    METRIC_KINDS,
+    SUPERVISIONS,
+    AnnotatorSpec,
+    DatasetSpec,
+    ExecutorSpec,
+    MethodSpec,
+    MetricSpec,
+    SegmenterSpec,
+    WeightsRef,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llbench.api.datasets import Dataset, DatasetStatus, Sample
+    from llbench.api.features import DecoderSite, transform_site
+    from llbench.api.methods import Method, TrainableMethod, TrainContext, load_state_dict_file
+    from llbench.api.metrics import DatasetMetric, EfficiencyMetric, Metric
+    from llbench.api.segmenters import Segmentation, Segmenter
+
+_LAZY = {
+    "Method": "methods",
+    "TrainableMethod": "methods",
+    "TrainContext": "methods",
+    "load_state_dict_file": "methods",
+    "Dataset": "datasets",
+    "DatasetStatus": "datasets",
+    "Sample": "datasets",
+    "Metric": "metrics",
+    "DatasetMetric": "metrics",
+    "EfficiencyMetric": "metrics",
+    "Segmenter": "segmenters",
+    "Segmentation": "segmenters",
+    "DecoderSite": "features",
+    "transform_site": "features",
+}
+
+__all__ = [
+    "METRIC_KINDS",
+    "SUPERVISIONS",
+    "AnnotatorSpec",
+    "DatasetSpec",
+    "ExecutorSpec",
+    "MethodSpec",
+    "MetricSpec",
+    "SegmenterSpec",
+    "WeightsRef",
+    "hookimpl",
+    "hookspec",
+    "Method",
+    "TrainableMethod",
+    "TrainContext",
+    "load_state_dict_file",
+    "Dataset",
+    "DatasetStatus",
+    "Sample",
+    "Metric",
+    "DatasetMetric",
+    "EfficiencyMetric",
+    "Segmenter",
+    "Segmentation",
+    "DecoderSite",
+    "transform_site",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"llbench.api.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'llbench.api' has no attribute {name!r}")

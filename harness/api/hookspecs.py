@@ -1,0 +1,49 @@
+"""Hook specifications of llbench's plugin system (pluggy).
+
+A plugin is a module (or object) with functions decorated by :data:`hookimpl`; each hook gets a
+``register`` callback to call once per spec it provides. Built-in plugins are found through the
+same ``llbench`` entry-point group as third-party ones.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("llbench")
+hookimpl = pluggy.HookimplMarker("llbench")
+
+
+@hookspec
+def register_methods(register):
+    """Call ``register(MethodSpec(...))`` for each enhancement method the plugin provides."""
+
+
+@hookspec
+def register_datasets(register):
+    """Call ``register(DatasetSpec(...))`` for each dataset the plugin provides."""
+
+
+@hookspec
+def register_metrics(register):
+    """Call ``register(MetricSpec(...))`` for each metric the plugin provides."""
+
+
+@hookspec
+def register_segmenters(register):
+    """Call ``register(SegmenterSpec(...))`` for each semantic segmenter the plugin provides."""
+
+
+@hookspec
+def register_executors(register):
+    """Call ``register(ExecutorSpec(...))`` for each executor (where work runs) provided."""
+
+
+@hookspec
+def register_annotators(register):
+    """Call ``register(AnnotatorSpec(...))`` for each annotator (who labels pairs) provided."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands or command groups to the ``llbench`` click group ``cli``
+    (``@cli.command()`` / ``cli.add_command(group)``)."""

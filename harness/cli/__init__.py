@@ -1,0 +1,1 @@
+"""The ``llbench`` command line: one module per command group (entry point :func:`main`)."""

@@ -1,0 +1,58 @@
+"""State shared by the CLI's command groups (``ctx.obj``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from llbench import paths
+from llbench.errors import LLBenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    """Options of the top-level ``llbench`` command, available to every subcommand."""
+
+    home: Path
+    data_root: Path
+
+    @classmethod
+    def from_options(cls, home: str | None, data_root: str | None) -> CliState:
+        h = paths.home(home)
+        d = paths.data_root(data_root, h)
+        # Plugins read these too (e.g. datasets a user added), so the whole process agrees.
+        os.environ["LLBENCH_HOME"] = str(h)
+        os.environ["LLBENCH_DATA"] = str(d)
+        return cls(h, d)
+
+
+def state(ctx: click.Context) -> CliState:
+    obj = ctx.find_object(CliState)
+    if obj is None:  # a group used on its own (tests): fall back to the environment
+        obj = CliState.from_options(None, None)
+        ctx.obj = obj
+    return obj
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print an actionable error and exit without a traceback."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+class ErrorHandlingGroup(click.Group):
+    """A click group that turns :class:`LLBenchError` into a one-line error and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LLBenchError as exc:
+            fail(str(exc))

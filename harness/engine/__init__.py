@@ -1,0 +1,1 @@
+"""Evaluation: planning runs (names -> plan and key), executing plans, training, scoring."""

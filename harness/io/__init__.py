@@ -1,0 +1,1 @@
+"""Reading and writing: images, video, downloads and safe extraction, hashing, weight files."""

@@ -1,0 +1,1 @@
+"""Work in progress in this session: the hillie plugin (see its issue)."""

@@ -1,0 +1,1 @@
+"""Work in progress in this session: the kind plugin (see its issue)."""

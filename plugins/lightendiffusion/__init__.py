@@ -1,0 +1,1 @@
+"""Work in progress in this session: the lightendiffusion plugin (see its issue)."""

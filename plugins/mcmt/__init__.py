@@ -1,0 +1,1 @@
+"""Work in progress in this session: the mcmt plugin (see its issue)."""

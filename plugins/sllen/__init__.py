@@ -1,0 +1,1 @@
+"""Work in progress in this session: the sllen plugin (see its issue)."""
