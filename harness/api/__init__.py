@@ -10,7 +10,9 @@ Submodules: :mod:`~llbench.api.hookspecs` (the hooks, one per plugin kind, plus
 ``register_commands``), :mod:`~llbench.api.specs` (what plugins register),
 :mod:`~llbench.api.methods`, :mod:`~llbench.api.datasets`, :mod:`~llbench.api.metrics`,
 :mod:`~llbench.api.segmenters` (the base classes), :mod:`~llbench.api.features` (the
-decoder-feature hook frameworks such as SKF use).
+decoder-feature hook frameworks such as SKF use), :mod:`~llbench.api.training` (patch batches,
+training phases and the resumable loop), :mod:`~llbench.api.backbones` (pretrained VGG features
+for perceptual losses, weight files from the cache).
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from llbench.api.specs import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from llbench.api.backbones import VGGFeatures, backbone_file
     from llbench.api.datasets import Dataset, DatasetStatus, Sample
     from llbench.api.features import DecoderSite, transform_site
     from llbench.api.methods import Method, TrainableMethod, TrainContext, load_state_dict_file
     from llbench.api.metrics import DatasetMetric, EfficiencyMetric, Metric
     from llbench.api.segmenters import Segmentation, Segmenter
+    from llbench.api.training import Patches, Phase, paired_items, run_phases
 
 _LAZY = {
     "Method": "methods",
@@ -53,6 +57,12 @@ _LAZY = {
     "Segmentation": "segmenters",
     "DecoderSite": "features",
     "transform_site": "features",
+    "Patches": "training",
+    "Phase": "training",
+    "run_phases": "training",
+    "paired_items": "training",
+    "VGGFeatures": "backbones",
+    "backbone_file": "backbones",
 }
 
 __all__ = [
@@ -81,6 +91,12 @@ __all__ = [
     "Segmentation",
     "DecoderSite",
     "transform_site",
+    "Patches",
+    "Phase",
+    "run_phases",
+    "paired_items",
+    "VGGFeatures",
+    "backbone_file",
 ]
 
 

@@ -20,6 +20,7 @@ from llbench.errors import WeightsError
 if TYPE_CHECKING:  # pragma: no cover
     from llbench.api.datasets import Dataset, Sample
     from llbench.api.features import DecoderSite
+    from llbench.api.training import Phase
 
 
 class Method(abc.ABC):
@@ -58,6 +59,15 @@ class TrainableMethod(Method):
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.net]
+
+    def training_phases(self, ctx: TrainContext) -> list[Phase]:
+        """The method's training as phases (:mod:`llbench.api.training`), for frameworks that
+        wrap it with extra terms or modules (SKF). A method that trains otherwise raises
+        :class:`NotImplementedError` (the default), and such frameworks refuse it by name."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not expose its training phases "
+            "(TrainableMethod.training_phases)"
+        )
 
     def decoder_sites(self) -> tuple[DecoderSite, ...]:
         """The decoder feature maps of ``self.net`` that frameworks may refine (coarse to fine).
