@@ -38,14 +38,14 @@ from llbench.api.datasets import (
     Dataset,
     DatasetStatus,
     Sample,
-    hash_manifest,
     image_files,
     natural_key,
     pair_by_stem,
-    sha256_file,
     split_check,
 )
 from llbench.errors import DatasetError
+from llbench.io.hashing import sha256_file
+from llbench.io.manifests import hash_manifest
 
 MANIFEST_VERSION = 1
 

@@ -2,7 +2,7 @@
 
 ``llbench datasets add NAME PATH --layout paired|unpaired`` records the folder in
 ``<home>/datasets.json``; this plugin (entry point ``user-datasets``) reads that file when the
-plugins load (using :func:`llbench.paths.home`, i.e. ``--home`` / ``LLBENCH_HOME``) and registers
+plugins load (the ``home`` its hook is handed: ``--home`` / ``LLBENCH_HOME``) and registers
 one dataset per entry. The folder is read where it is; nothing is copied.
 
 Layouts (folder names are matched as listed, first match wins):
@@ -24,8 +24,9 @@ from pathlib import Path
 
 from llbench import paths
 from llbench.api import DatasetSpec, hookimpl
-from llbench.api.datasets import Sample, file_manifest, image_files
+from llbench.api.datasets import Sample, image_files
 from llbench.errors import DatasetError
+from llbench.io.manifests import file_manifest
 
 from .folders import (
     HIGH_NAMES,
@@ -108,8 +109,16 @@ class UserDataset(FolderDataset):
 
     layout_name = "paired"
 
-    def __init__(self, name: str, root: Path, layout: str, splits: tuple[str, ...]):
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        layout: str,
+        splits: tuple[str, ...],
+        home: Path | None = None,
+    ):
         super().__init__(root)
+        self.home = Path(home) if home is not None else paths.home()
         self.name = name
         self.folder = str(root)
         self.layout_name = layout
@@ -128,10 +137,10 @@ class UserDataset(FolderDataset):
 
     def manifest_paths(self) -> list[Path]:
         """Your folder is left untouched: the manifest lives in the llbench home."""
-        return [paths.home() / "manifests" / f"{self.name}.json"]
+        return [self.home / "manifests" / f"{self.name}.json"]
 
     def manifest(self, split: str) -> dict[str, str]:
-        cache = paths.cache_dir() / "hashes" / f"user-{self.name}.json"
+        cache = paths.cache_dir(self.home) / "hashes" / f"user-{self.name}.json"
         return file_manifest(self.root, self.files(split), cache)
 
     def where_short(self) -> str:
@@ -169,17 +178,17 @@ class UserDataset(FolderDataset):
         return unique_by_stem(files, where)
 
 
-def _builder(name: str, entry: dict) -> Callable[[Path], UserDataset]:
+def _builder(name: str, entry: dict, home: Path | None = None) -> Callable[[Path], UserDataset]:
     def build(data_root: Path) -> UserDataset:
-        return UserDataset(name, Path(entry["path"]), entry["layout"], tuple(entry["splits"]))
+        return UserDataset(name, Path(entry["path"]), entry["layout"], tuple(entry["splits"]), home)
 
     return build
 
 
-def spec_for(name: str, entry: dict) -> DatasetSpec:
+def spec_for(name: str, entry: dict, home: Path | None = None) -> DatasetSpec:
     return DatasetSpec(
         name=name,
-        build=_builder(name, entry),
+        build=_builder(name, entry, home),
         summary=f"your {entry['layout']} folder {entry['path']}",
         paired=entry["layout"] == "paired",
         splits=tuple(entry["splits"]),
@@ -223,6 +232,6 @@ def remove_entry(name: str, home: Path | None = None) -> dict:
 
 
 @hookimpl
-def register_datasets(register):
-    for name, entry in sorted(load_entries().items()):
-        register(spec_for(name, entry))
+def register_datasets(register, home):
+    for name, entry in sorted(load_entries(home).items()):
+        register(spec_for(name, entry, home))

@@ -28,10 +28,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from llbench.engine.enhancing import build_method
     from llbench.engine.enhancing import enhance_files as enhance
     from llbench.engine.runner import run
     from llbench.engine.scoring import score
+    from llbench.engine.weights import build_method
     from llbench.store.frames import results
 
 _LAZY = {
@@ -39,7 +39,7 @@ _LAZY = {
     "score": ("llbench.engine.scoring", "score"),
     "results": ("llbench.store.frames", "results"),
     "enhance": ("llbench.engine.enhancing", "enhance_files"),
-    "build_method": ("llbench.engine.enhancing", "build_method"),
+    "build_method": ("llbench.engine.weights", "build_method"),
 }
 
 

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from llbench.store.database import REFERENCES
+
+REFERENCE_NAMES = frozenset(REFERENCES.values())
+
 FORMATS = ("md", "latex", "html", "csv")
 
 
@@ -216,8 +220,9 @@ def build_table(
 
 
 def is_reference_row(method: str) -> bool:
-    """Rows such as ``(dark input)`` and ``(normal light)`` are bounds, not ranked entries."""
-    return method.startswith("(")
+    """Reference rows (:data:`llbench.store.REFERENCES`: the dark input and the normal-light
+    images) are bounds shown above the methods, never ranked entries."""
+    return method in REFERENCE_NAMES
 
 
 def format_value(v: float) -> str:

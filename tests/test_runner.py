@@ -61,18 +61,18 @@ def test_config_changes_the_key(host, home):
 
 
 def test_interrupted_run_resumes_without_recomputing(host, home, monkeypatch):
-    import llbench.engine.runner as runner
+    import llbench.engine.execute as execute
 
     calls = []
-    real = runner._process_batch
+    real = execute.process_batch
 
-    def flaky(store, key, batch, *a, **k):
+    def flaky(job, batch):
         calls.append(batch[0].key)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(store, key, batch, *a, **k)
+        return real(job, batch)
 
-    monkeypatch.setattr(runner, "_process_batch", flaky)
+    monkeypatch.setattr(execute, "process_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(host, home)
     store = Store(home)
@@ -88,10 +88,10 @@ def test_interrupted_run_resumes_without_recomputing(host, home, monkeypatch):
 
 
 def test_new_metric_scores_saved_outputs_without_enhancing(host, home, monkeypatch):
-    import llbench.engine.runner as runner
+    import llbench.engine.execute as execute
 
     first = _run(host, home)
-    monkeypatch.setattr(runner, "_process_batch", lambda *a, **k: pytest.fail("re-enhanced"))
+    monkeypatch.setattr(execute, "process_batch", lambda *a, **k: pytest.fail("re-enhanced"))
     r = _run(host, home, metrics=["mean", "peak"])
     assert r.key == first.key and set(r.scores) == {"mean", "peak"}
 

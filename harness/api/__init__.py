@@ -34,6 +34,7 @@ from llbench.api.specs import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from llbench.api.annotators import AnnotationContext, Annotator, Label, Pair
     from llbench.api.backbones import VGGFeatures, backbone_file
     from llbench.api.datasets import Dataset, DatasetStatus, Sample
     from llbench.api.features import DecoderSite, transform_site
@@ -63,6 +64,10 @@ _LAZY = {
     "paired_items": "training",
     "VGGFeatures": "backbones",
     "backbone_file": "backbones",
+    "Annotator": "annotators",
+    "AnnotationContext": "annotators",
+    "Label": "annotators",
+    "Pair": "annotators",
 }
 
 __all__ = [
@@ -97,6 +102,10 @@ __all__ = [
     "paired_items",
     "VGGFeatures",
     "backbone_file",
+    "Annotator",
+    "AnnotationContext",
+    "Label",
+    "Pair",
 ]
 
 

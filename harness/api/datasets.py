@@ -8,16 +8,13 @@ sha256) is hashed into every run's key and provenance, so results are tied to th
 from __future__ import annotations
 
 import abc
-import hashlib
-import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llbench.errors import DatasetError
-from llbench.io.hashing import sha256_file
 from llbench.io.images import IMAGE_SUFFIXES
+from llbench.io.manifests import file_manifest, hash_manifest
 
 
 @dataclass(frozen=True)
@@ -162,43 +159,3 @@ def image_files(folder: Path) -> list[Path]:
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
-
-
-def file_manifest(
-    root: Path, files: Iterable[Path], cache_path: Path | None = None
-) -> dict[str, str]:
-    """Hash files relative to ``root``, reusing hashes cached (by size and mtime) in
-    ``cache_path`` (default ``root/.llbench-hashes.json``)."""
-    root = Path(root)
-    cache_path = Path(cache_path) if cache_path else root / ".llbench-hashes.json"
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    out, changed = {}, False
-    for f in files:
-        f = Path(f)
-        rel = os.path.relpath(f, root)
-        st = f.stat()
-        sig = f"{st.st_size}:{st.st_mtime_ns}"
-        hit = cache.get(rel)
-        if hit and hit[0] == sig:
-            digest = hit[1]
-        else:
-            digest = sha256_file(f)
-            cache[rel] = [sig, digest]
-            changed = True
-        out[rel] = digest
-    if changed:
-        try:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cache))
-            tmp.replace(cache_path)
-        except OSError:
-            pass  # read-only data folders still work, just without the cache
-    return dict(sorted(out.items()))
-
-
-def hash_manifest(manifest: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()

@@ -1,7 +1,11 @@
 """Hook specifications of llbench's plugin system (pluggy).
 
 A plugin is a module (or object) with functions decorated by :data:`hookimpl`; each hook gets a
-``register`` callback to call once per spec it provides. Built-in plugins are found through the
+``register`` callback to call once per spec it provides. Hooks may also take ``home`` (the llbench
+home: database, weights, studies) and ``data_root`` (the folder holding the datasets), the paths
+of the command or API call that loaded the plugins, for plugins whose specs depend on them (e.g.
+datasets a user added, a segmenter cached in the home). pluggy passes only the arguments an
+implementation names, so ``def register_methods(register)`` is fine. Built-in plugins are found through the
 same ``llbench`` entry-point group as third-party ones.
 """
 
@@ -14,32 +18,32 @@ hookimpl = pluggy.HookimplMarker("llbench")
 
 
 @hookspec
-def register_methods(register):
+def register_methods(register, home, data_root):
     """Call ``register(MethodSpec(...))`` for each enhancement method the plugin provides."""
 
 
 @hookspec
-def register_datasets(register):
+def register_datasets(register, home, data_root):
     """Call ``register(DatasetSpec(...))`` for each dataset the plugin provides."""
 
 
 @hookspec
-def register_metrics(register):
+def register_metrics(register, home, data_root):
     """Call ``register(MetricSpec(...))`` for each metric the plugin provides."""
 
 
 @hookspec
-def register_segmenters(register):
+def register_segmenters(register, home, data_root):
     """Call ``register(SegmenterSpec(...))`` for each semantic segmenter the plugin provides."""
 
 
 @hookspec
-def register_executors(register):
+def register_executors(register, home, data_root):
     """Call ``register(ExecutorSpec(...))`` for each executor (where work runs) provided."""
 
 
 @hookspec
-def register_annotators(register):
+def register_annotators(register, home, data_root):
     """Call ``register(AnnotatorSpec(...))`` for each annotator (who labels pairs) provided."""
 
 

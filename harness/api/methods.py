@@ -145,7 +145,7 @@ class TrainContext:
         from llbench.pluginhost.host import get_host
 
         root = self.data_root or paths.data_root(None, self.home)
-        ds = get_host().dataset(name).build(root)
+        ds = get_host(self.home, self.data_root).dataset(name).build(root)
         ds.prepare()
         return ds
 

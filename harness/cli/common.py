@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,10 @@ class CliState:
     def from_options(cls, home: str | None, data_root: str | None) -> CliState:
         h = paths.home(home)
         d = paths.data_root(data_root, h)
-        # Plugins read these too (e.g. datasets a user added), so the whole process agrees.
-        os.environ["LLBENCH_HOME"] = str(h)
-        os.environ["LLBENCH_DATA"] = str(d)
+        # Plugins get the folders explicitly: the host hands them to their hooks.
+        from llbench.pluginhost.host import get_host
+
+        get_host(h, d)
         return cls(h, d)
 
 
@@ -56,3 +56,9 @@ class ErrorHandlingGroup(click.Group):
             return super().invoke(ctx)
         except LLBenchError as exc:
             fail(str(exc))
+
+
+def split_list(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]

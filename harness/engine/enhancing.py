@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from llbench.api.methods import Method, TrainableMethod
-from llbench.config import effective_config, load_config_file
-from llbench.device import resolve_device
-from llbench.engine.runner import _checked_enhance, _official_weights
-from llbench.errors import ConfigError, ImageError, LLBenchError
+from llbench.api.methods import Method
+from llbench.engine.execute import checked_enhance
+from llbench.errors import ImageError, LLBenchError
 from llbench.io.images import is_image_file, read_image, to_tensor, to_uint8, write_image
-from llbench.pluginhost.host import PluginHost, get_host
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -23,37 +19,6 @@ class EnhanceOutcome:
     source: Path
     output: Path | None
     error: str | None = None
-
-
-def build_method(
-    method: str,
-    *,
-    weights: str | Path | None = None,
-    config: str | Path | dict[str, Any] | None = None,
-    preset: str | None = None,
-    device: str = "auto",
-    host: PluginHost | None = None,
-) -> Method:
-    """Build a method ready for inference (weights loaded when given or required)."""
-    host = host or get_host()
-    spec = host.method(method)
-    user = load_config_file(config) if isinstance(config, (str, Path)) else (config or {})
-    cfg = effective_config(spec.default_config, spec.presets, preset, user)
-    meth = spec.build(cfg, resolve_device(device))
-    if weights is not None:
-        if not isinstance(meth, TrainableMethod):
-            raise ConfigError(f"method {method!r} has no weights; drop --weights")
-        if str(weights) == "official":
-            from llbench import paths
-
-            weights = _official_weights(spec, paths.home())
-        meth.load_weights(weights)
-    elif spec.trains:
-        raise ConfigError(
-            f"method {method!r} learns its weights: pass --weights PATH (e.g. a file under "
-            f"<home>/weights/ written by `llbench run`) or --weights official"
-        )
-    return meth
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
@@ -95,7 +60,7 @@ def enhance_files(
             else:
                 dst = (out_dir / rel).with_suffix(suffix)
                 low = to_tensor(read_image(src)).to(meth.device)
-                out = _checked_enhance(meth, low)
+                out = checked_enhance(meth, low)
                 write_image(dst, to_uint8(out))
             outcome = EnhanceOutcome(src, dst)
         except LLBenchError as exc:

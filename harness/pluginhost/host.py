@@ -12,10 +12,12 @@ import importlib.metadata as md
 import os
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
+from llbench import paths
 from llbench.api import hookspecs
 from llbench.api.specs import DatasetSpec, MethodSpec, MetricSpec, SegmenterSpec
 from llbench.pluginhost.kinds import KINDS
@@ -39,7 +41,12 @@ class PluginInfo:
 class PluginHost:
     """A plugin manager plus one registry per kind."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: str | Path | None = None, data_root: str | Path | None = None):
+        # Folders named explicitly stay; unnamed ones follow LLBENCH_HOME / LLBENCH_DATA and the
+        # defaults at each (re)build of the registries (see :meth:`paths_now`).
+        self._home_arg = home
+        self._data_root_arg = data_root
+        self.home, self.data_root = self.paths_now()
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.registries: dict[str, Registry] = {n: Registry(n, k.spec) for n, k in KINDS.items()}
@@ -86,8 +93,10 @@ class PluginHost:
     def build(self) -> None:
         """(Re)fill the registries by calling every plugin's register hooks."""
         self.load_entry_points()
-        if self._built:
+        now = self.paths_now()
+        if self._built and now == (self.home, self.data_root):
             return
+        self.home, self.data_root = now
         for reg in self.registries.values():
             reg.clear()
         for info in self.infos.values():
@@ -98,10 +107,13 @@ class PluginHost:
                 origin = impl.plugin_name
                 info = self.infos.get(origin)
                 names_before = set(self.registries[kind].names())
+                args = {
+                    "register": functools.partial(self.registries[kind].add, origin=origin),
+                    "home": self.home,
+                    "data_root": self.data_root,
+                }
                 try:
-                    impl.function(
-                        register=functools.partial(self.registries[kind].add, origin=origin)
-                    )
+                    impl.function(**{a: args[a] for a in impl.argnames})
                 except Exception as exc:  # noqa: BLE001
                     if info is not None:
                         info.error = (info.error + "; " if info.error else "") + _describe(exc)
@@ -111,6 +123,17 @@ class PluginHost:
                     if new:
                         info.provides.setdefault(kind, []).extend(new)
         self._built = True
+
+    def paths_now(self) -> tuple[Path, Path]:
+        home = paths.home(self._home_arg)
+        return home, paths.data_root(self._data_root_arg, home)
+
+    def use_paths(self, home: str | Path | None, data_root: str | Path | None) -> None:
+        """Point the plugins at other folders (registries refill on next use)."""
+        if home is not None:
+            self._home_arg = home
+        if data_root is not None:
+            self._data_root_arg = data_root
 
     # -- access ------------------------------------------------------------------------------
     def registry(self, kind: str) -> Registry:
@@ -154,11 +177,18 @@ def _describe(exc: BaseException) -> str:
 _host: PluginHost | None = None
 
 
-def get_host() -> PluginHost:
-    """The process-wide plugin host, created and loaded lazily."""
+def get_host(home: str | Path | None = None, data_root: str | Path | None = None) -> PluginHost:
+    """The process-wide plugin host, created and loaded lazily.
+
+    ``home`` / ``data_root`` (the CLI's ``--home`` / ``--data-root``, or an API call's) are
+    handed to the plugins' hooks; naming other folders than the host has makes it refill its
+    registries with them.
+    """
     global _host
     if _host is None:
-        _host = PluginHost()
+        _host = PluginHost(home, data_root)
+    elif home is not None or data_root is not None:
+        _host.use_paths(home, data_root)
     return _host
 
 

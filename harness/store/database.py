@@ -3,7 +3,10 @@
 Tables: ``runs`` (one row per run key, with config and provenance), ``items`` (one row per image of
 a run, with the enhanced file and its hash), ``scores`` (one value per run, image and metric;
 image ``*`` holds split-level values such as mIoU or FLOPs), ``artifacts`` (files a run made),
-``trainings`` and ``train_log`` (training runs and their loss curves).
+``trainings`` and ``train_log`` (training runs and their loss curves), ``references`` (reference
+rows: the task scores of the un-enhanced dark inputs and of the normal-light images, which a
+table shows above the methods and never ranks; their values live in ``scores`` under the
+reference's key).
 
 Every write is one short ``BEGIN IMMEDIATE`` transaction with ``INSERT OR REPLACE`` on natural
 keys, so concurrent processes on one home never lose or duplicate rows, and an interrupted run
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 DATASET_ROW = "*"
+#: Reference rows by kind, with the name tables show for them.
+REFERENCES = {"input": "(dark input)", "reference": "(normal light)"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -81,6 +86,16 @@ CREATE TABLE IF NOT EXISTS trainings (
     finished REAL,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS "references" (
+    key TEXT PRIMARY KEY,
+    which TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    split TEXT NOT NULL,
+    n_images INTEGER,
+    manifest_hash TEXT,
+    provenance TEXT,
+    created REAL
+);
 CREATE TABLE IF NOT EXISTS train_log (
     train_key TEXT NOT NULL,
     step INTEGER NOT NULL,
@@ -100,6 +115,7 @@ class Store:
         self.path = self.home / "llbench.db"
         self._local = threading.local()
         self.ensure_schema(SCHEMA)
+        self._migrate_reference_rows()
 
     # -- connection --------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -233,6 +249,87 @@ class Store:
                 ("runs", "key"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} = ?", (key,))
+
+    def scored_metrics(self, key: str) -> set[str]:
+        """Every metric with at least one stored value for run ``key``."""
+        rows = self.query("SELECT DISTINCT metric FROM scores WHERE run_key = ?", (key,))
+        return {r["metric"] for r in rows}
+
+    def metrics_by_image(self, key: str) -> dict[str, set[str]]:
+        """``{image: {metric, ...}}`` of the values stored for run ``key``."""
+        out: dict[str, set[str]] = {}
+        for r in self.query("SELECT image, metric FROM scores WHERE run_key = ?", (key,)):
+            out.setdefault(r["image"], set()).add(r["metric"])
+        return out
+
+    def image_scores(self, key: str, image: str) -> dict[str, float | None]:
+        rows = self.query(
+            "SELECT metric, value FROM scores WHERE run_key = ? AND image = ?", (key, image)
+        )
+        return {r["metric"]: r["value"] for r in rows}
+
+    def summary_scores(self, key: str) -> dict[str, float]:
+        """Per metric: the mean over images, or the split-level value where there is one."""
+        means = {
+            r["metric"]: r["v"]
+            for r in self.query(
+                "SELECT metric, AVG(value) AS v FROM scores WHERE run_key = ? AND image != ? "
+                "GROUP BY metric",
+                (key, DATASET_ROW),
+            )
+        }
+        means.update(self.image_scores(key, DATASET_ROW))
+        return means
+
+    # -- reference rows ----------------------------------------------------------------------
+    def get_reference(self, key: str) -> sqlite3.Row | None:
+        rows = self.query('SELECT * FROM "references" WHERE key = ?', (key,))
+        return rows[0] if rows else None
+
+    def record_reference(
+        self, key: str, which: str, scores: Mapping[str, float], **fields: Any
+    ) -> None:
+        """Store a reference row (``which`` in :data:`REFERENCES`) and its split-level scores."""
+        if which not in REFERENCES:
+            raise ValueError(f"unknown reference {which!r}; one of {sorted(REFERENCES)}")
+        fields = {k: _encode(v) for k, v in fields.items()}
+        cols = ["key", "which", "created", *fields]
+        with self.transaction() as conn:
+            conn.execute(
+                f'INSERT OR REPLACE INTO "references" ({", ".join(cols)}) '
+                f"VALUES ({', '.join('?' * len(cols))})",
+                (key, which, time.time(), *fields.values()),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO scores (run_key, image, metric, value) VALUES (?, ?, ?, ?)",
+                [(key, DATASET_ROW, m, _finite_or_none(v)) for m, v in scores.items()],
+            )
+
+    def _migrate_reference_rows(self) -> None:
+        """Databases written before reference rows had their own table stored them as runs
+        named ``(dark input)`` / ``(normal light)``: move those rows (once)."""
+        names = {v: k for k, v in REFERENCES.items()}
+        marks = ", ".join("?" * len(names))
+        old = self.query(f"SELECT * FROM runs WHERE method IN ({marks})", tuple(names))
+        if not old:
+            return
+        with self.transaction() as conn:
+            for r in old:
+                conn.execute(
+                    'INSERT OR REPLACE INTO "references" (key, which, dataset, split, n_images, '
+                    "manifest_hash, provenance, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r["key"],
+                        names[r["method"]],
+                        r["dataset"],
+                        r["split"],
+                        r["n_images"],
+                        r["manifest_hash"],
+                        r["provenance"],
+                        r["started"],
+                    ),
+                )
+                conn.execute("DELETE FROM runs WHERE key = ?", (r["key"],))
 
     # -- training ----------------------------------------------------------------------------
     def get_training(self, key: str) -> sqlite3.Row | None:

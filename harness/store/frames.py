@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from llbench import paths
-from llbench.store.database import DATASET_ROW, Store
+from llbench.store.database import DATASET_ROW, REFERENCES, Store
 
 COLUMNS = [
     "method",
@@ -49,6 +49,20 @@ def results(
                 "SELECT key, method, dataset, split, status, n_images, n_failed, finished, "
                 "provenance FROM runs WHERE status = 'finished'"
             )
+        ]
+        + [
+            {
+                "key": r["key"],
+                "method": REFERENCES[r["which"]],
+                "dataset": r["dataset"],
+                "split": r["split"],
+                "status": "finished",
+                "n_images": r["n_images"],
+                "n_failed": 0,
+                "finished": r["created"],
+                "provenance": r["provenance"],
+            }
+            for r in store.query('SELECT * FROM "references"')
         ]
     )
     if runs.empty:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from llbench.api import TrainContext
-from llbench.api.datasets import sha256_file
 from llbench.errors import ConfigError, WeightsError
+from llbench.io.hashing import sha256_file
 from llbench.plugins._curves import losses
 from llbench.plugins._curves.method import CurveMethod
 from llbench.plugins._curves.nets import CurveNet
