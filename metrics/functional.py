@@ -38,6 +38,13 @@ The definitions (each registered metric's ``definition`` string says the same):
   ``test.py`` divides by the plain RGB mean of the output and truncates the scaled image to uint8,
   and their SSIM is per RGB channel (Retinexformer) or skimage's 7 x 7 uniform-window SSIM on
   OpenCV grey (LLFlow), not the Gaussian-window luma SSIM here.
+* :func:`ssim_skimage` -- scikit-image's ``structural_similarity(channel_axis=2, data_range=255)``
+  with its defaults (7 x 7 uniform window, sample covariance, no clamp, mean over the windows
+  inside the image, then over R, G, B): Zero-DCE's and SKF's SSIM. Equal to skimage to 1e-6.
+* :func:`ssim_matlab` -- Wang et al.'s reference ``ssim.m``: MATLAB ``rgb2gray`` (rounded to
+  uint8), the automatic downsampling by ``f = max(1, round(min(H, W) / 256))`` (f x f mean, every
+  f-th pixel), 11 x 11 Gaussian (sigma 1.5), 'valid', no clamp.
+* :func:`mse` -- mean squared error on the [0, 1] scale (SGZ's MSE column).
 * :func:`niqe` -- NIQE (Mittal et al., SPL 2013) as pyiqa's ``niqe``; see :mod:`._niqe`.
 * :func:`loe` -- lightness order error (Wang et al., TIP 2013) against the low-light input.
 """
@@ -66,6 +73,13 @@ __all__ = [
     "gtmean_scale",
     "psnr_gtmean",
     "ssim_gtmean",
+    "ssim_skimage",
+    "ssim_matlab",
+    "matlab_rgb2gray",
+    "matlab_downsample",
+    "matlab_downsample_factor",
+    "mse",
+    "MATLAB_GRAY",
     "niqe",
     "loe",
     "loe_size",
@@ -312,6 +326,158 @@ def ssim_rgb_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     dt = work_dtype(pred.device)
     p, r = to_levels(pred, dt), to_levels(ref, dt)
     return ssim_levels(gtmean_scale(p, r).round_(), r)
+
+
+# -- SSIM as published elsewhere: scikit-image, MATLAB ssim.m; MSE ------------------------------
+#: MATLAB's ``rgb2gray`` weights: the first row of ``inv(NTSC)``, which its documentation rounds
+#: to 0.2989, 0.5870, 0.1140 (1.3 % of the 2^24 colours round differently with those).
+MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+_SK_WIN = 7
+
+
+def matlab_rgb2gray(levels: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of uint8 RGB levels: ``N x 1 x H x W`` float levels 0..255 (integers),
+    ``floor(0.298936 R + 0.587043 G + 0.114021 B + 0.5)`` as MATLAB rounds to uint8.
+
+    Computed in float64 (float32 on MPS), which decides every colour as MATLAB does: no colour lies
+    closer than 4.6e-6 to a rounding tie.
+    """
+    dt = work_dtype(levels.device)
+    r, g, b = levels.to(dt).unbind(1)
+    y = r * MATLAB_GRAY[0] + g * MATLAB_GRAY[1] + b * MATLAB_GRAY[2]
+    return y.add_(0.5).floor_().unsqueeze(1)
+
+
+def _box7_valid(src: torch.Tensor, tmp: torch.Tensor, out: torch.Tensor) -> None:
+    """7 x 7 box sums over 'valid' windows of ``src`` (last two dims) into ``out``, via ``tmp``."""
+    wo, ho = tmp.shape[-1], out.shape[-2]
+    torch.add(src[..., 0:wo], src[..., 1 : wo + 1], out=tmp)
+    for i in range(2, _SK_WIN):
+        tmp.add_(src[..., i : i + wo])
+    torch.add(tmp[..., 0:ho, :], tmp[..., 1 : ho + 1, :], out=out)
+    for i in range(2, _SK_WIN):
+        out.add_(tmp[..., i : i + ho, :])
+
+
+def ssim_skimage(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """SSIM exactly as scikit-image's ``structural_similarity(pred, ref, channel_axis=2,
+    data_range=255)`` with its defaults on the 8-bit RGB images.
+
+    Per channel (Wang et al. 2004, Eq. 13 with ``C3 = C2 / 2``): 7 x 7 uniform window, sample
+    (co)variances (``N / (N - 1)``, N = 49), ``C1 = (0.01 * 255)^2``, ``C2 = (0.03 * 255)^2``, no
+    clamping, SSIM map averaged over the windows lying inside the image (skimage filters with
+    mirrored borders, then crops 3 pixels on each side: the same windows); then the mean over
+    R, G, B. This is the SSIM of Zero-DCE's and SKF's evaluation scripts.
+
+    Window sums of ``x, y, x^2 + y^2, xy`` are exact integers (int32); the numerators
+    ``2 * 49^2 * mu_x mu_y``, ``2 * 49 * 48 * cov`` and the variance sum are formed exactly in
+    integers; only their ratio is float32 (error well below 1e-6), summed in float64. On CPU one
+    colour plane at a time, so the work stays in cache.
+    """
+    _check("ssim_skimage", pred, ref, min_size=_SK_WIN)
+    ref = ref.to(pred.device)
+    x, y = to_levels(pred), to_levels(ref)
+    n, c, h, w = x.shape
+    planes = n * c
+    x, y = x.reshape(planes, h, w), y.reshape(planes, h, w)
+    dev, it = x.device, torch.int32
+    step = 1 if dev.type == "cpu" else planes
+    ho, wo = h - _SK_WIN + 1, w - _SK_WIN + 1
+    ws = torch.empty((4, step, h, w), dtype=it, device=dev)
+    tmp = torch.empty((4, step, h, wo), dtype=it, device=dev)
+    sums = torch.empty((4, step, ho, wo), dtype=it, device=dev)
+    num = torch.empty((4, step, ho, wo), dtype=it, device=dev)
+    ratio = torch.empty((4, step, ho, wo), dtype=torch.float32, device=dev)
+    # S = A1 A2 / (B1 B2); with sums s: A1 = 2 (p + c1/2) / 49^2, A2 = 2 (q + c2/2) / (49 * 48),
+    # B1 = (m + c1) / 49^2, B2 = (v + c2) / (49 * 48), c1 = 49^2 C1, c2 = 49 * 48 C2
+    c1 = 49.0 * 49.0 * (_SSIM_K1 * _SSIM_L) ** 2
+    c2 = 49.0 * 48.0 * (_SSIM_K2 * _SSIM_L) ** 2
+    out = torch.empty(planes, dtype=work_dtype(dev), device=dev)
+    for s in range(0, planes, step):
+        xs, ys, qs, xys = ws.unbind(0)
+        xs.copy_(x[s : s + step])
+        ys.copy_(y[s : s + step])
+        torch.mul(xs, xs, out=qs).addcmul_(ys, ys)
+        torch.mul(xs, ys, out=xys)
+        _box7_valid(ws, tmp, sums)
+        sx, sy, sq, sxy = sums.unbind(0)
+        p, m, q, v = num.unbind(0)
+        torch.mul(sx, sy, out=p)  # 49^2 mu_x mu_y
+        torch.mul(sx, sx, out=m).addcmul_(sy, sy)  # 49^2 (mu_x^2 + mu_y^2)
+        torch.mul(sxy, 49, out=q).sub_(p)  # 49 * 48 cov_xy
+        torch.mul(sq, 49, out=v).sub_(m)  # 49 * 48 (var_x + var_y)
+        ratio.copy_(num)
+        fp, fm, fq, fv = ratio.unbind(0)
+        fp.add_(c1 / 2).mul_(fq.add_(c2 / 2))
+        fm.add_(c1).mul_(fv.add_(c2))
+        out[s : s + step] = fp.div_(fm).sum(dim=(-2, -1), dtype=out.dtype)
+    return (out * (4.0 / (ho * wo))).reshape(n, c).mean(dim=1)
+
+
+def matlab_downsample_factor(h: int, w: int) -> int:
+    """``f = max(1, round(min(H, W) / 256))`` of Wang's ``ssim.m`` (MATLAB rounds halves up)."""
+    return max(1, math.floor(min(h, w) / 256 + 0.5))
+
+
+def _symmetric_index(size: int, f: int, device: torch.device) -> torch.Tensor:
+    """Rows ``i - a + j`` (``i = 0, f, 2f, ...``, ``j < f``, ``a = (f - 1) // 2``, MATLAB's kernel
+    centre ``floor((f + 1) / 2)``) reflected into ``0..size-1`` as 'symmetric' padding does."""
+    start = torch.arange(0, size, f, device=device).unsqueeze(1) - (f - 1) // 2
+    t = start + torch.arange(f, device=device)
+    t = torch.where(t < 0, -t - 1, t)
+    return torch.where(t >= size, 2 * size - 1 - t, t)
+
+
+def matlab_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
+    """``imfilter(x, ones(f) / f^2, 'symmetric', 'same')`` then ``x(1:f:end, 1:f:end)``, the
+    low-pass and decimation of ``ssim.m``: each kept pixel is the mean of an f x f block."""
+    if f == 1:
+        return x
+    h, w = x.shape[-2:]
+    ri, ci = _symmetric_index(h, f, x.device), _symmetric_index(w, f, x.device)
+    rows = x[..., ri.flatten(), :].unflatten(-2, tuple(ri.shape)).sum(dim=-2)
+    blocks = rows[..., ci.flatten()].unflatten(-1, tuple(ci.shape)).sum(dim=-1)
+    return blocks / float(f * f)
+
+
+def ssim_matlab(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """SSIM as Wang et al.'s reference MATLAB ``ssim.m`` (2009 version) on
+    ``rgb2gray`` of the 8-bit images: grey = :func:`matlab_rgb2gray`; both downsampled by
+    ``f = max(1, round(min(H, W) / 256))`` (:func:`matlab_downsample`; f = 2 for 600 x 400);
+    11 x 11 Gaussian window (sigma 1.5), K = (0.01, 0.03), L = 255, 'valid' windows, population
+    statistics, no clamping (Eq. 13 of Wang et al., TIP 2004); mean of the SSIM map.
+    Needs at least 11 x 11 pixels after the downsampling."""
+    _check("ssim_matlab", pred, ref, min_size=_SSIM_WIN)
+    ref = ref.to(pred.device)
+    h, w = pred.shape[-2:]
+    f = matlab_downsample_factor(h, w)
+    if min(h // f + (h % f > 0), w // f + (w % f > 0)) < _SSIM_WIN:
+        raise MetricInputError(
+            f"ssim_matlab: {w} x {h} (W x H) downsampled by {f} is smaller than the 11 x 11 window"
+        )
+    dt = work_dtype(pred.device)
+    g1 = matlab_downsample(matlab_rgb2gray(to_levels(pred)).to(dt), f)
+    g2 = matlab_downsample(matlab_rgb2gray(to_levels(ref)).to(dt), f)
+    taps = _gaussian_taps(_SSIM_WIN, _SSIM_SIGMA)
+    stack = torch.cat([g1, g2, g1 * g1, g2 * g2, g1 * g2], dim=1)
+    mu1, mu2, e11, e22, e12 = _filter_valid(stack, taps).unbind(1)
+    mu12 = mu1 * mu2
+    mu_sq = mu1.square_().add_(mu2.square_())
+    var_sum = e11.add_(e22).sub_(mu_sq)
+    cov = e12.sub_(mu12)
+    c1 = (_SSIM_K1 * _SSIM_L) ** 2
+    c2 = (_SSIM_K2 * _SSIM_L) ** 2
+    num = mu12.mul_(2.0).add_(c1).mul_(cov.mul_(2.0).add_(c2))
+    den = mu_sq.add_(c1).mul_(var_sum.add_(c2))
+    return num.div_(den).mean(dim=(1, 2))
+
+
+def mse(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Mean squared error on the [0, 1] scale over all pixels and RGB channels of each image."""
+    _check("mse", pred, ref)
+    ref = ref.to(pred.device)
+    d = to_levels(pred).sub_(to_levels(ref))
+    return d.square_().mean(dim=(1, 2, 3), dtype=work_dtype(pred.device)) / (255.0 * 255.0)
 
 
 # -- NIQE ----------------------------------------------------------------------------------------

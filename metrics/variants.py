@@ -1,1 +1,152 @@
-"""Work in progress in this session: metric variants of the seed papers (issue 15)."""
+"""The metric definitions the seed papers used: the ``metric-variants`` plugin.
+
+Registers ``ssim_skimage``, ``ssim_matlab``, ``mse`` and ``ceiq``. Each is a separate name
+because its numbers are not comparable with ``ssim`` (pyiqa's luma SSIM) or with each other; the
+column-by-column mapping of every seed paper's tables to these names is in ``docs/metrics/``.
+
+* ``ssim_skimage`` -- scikit-image's ``structural_similarity(channel_axis=2, data_range=255)``
+  (7 x 7 uniform window, sample covariance, mean over R, G, B): the SSIM of Zero-DCE's evaluation
+  and of SKF Table 1 (Zero-DCE on LOL: 0.562). :func:`llbench.metrics.functional.ssim_skimage`.
+* ``ssim_matlab`` -- Wang et al.'s reference ``ssim.m`` on MATLAB ``rgb2gray``, with its automatic
+  downsampling (f = 2 on LOL's 600 x 400). :func:`llbench.metrics.functional.ssim_matlab`.
+* ``mse`` -- mean squared error on [0, 1] (SGZ Tables 2, 3, 6).
+* ``ceiq`` -- Yan et al.'s contrast quality score with the authors' SVR (:mod:`.ceiq`); needs
+  the released model file in the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from llbench.api import Metric, MetricSpec, hookimpl
+from llbench.metrics import functional as F
+from llbench.metrics.functional import MetricInputError
+
+__all__ = ["SSIMSkimage", "SSIMMatlab", "MSE", "DEFINITIONS", "variant_specs", "register_metrics"]
+
+
+class _FullReference(Metric):
+    name: ClassVar[str]
+    fn: ClassVar[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+
+    def __call__(
+        self,
+        pred: torch.Tensor,
+        ref: torch.Tensor | None = None,
+        low: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if ref is None:
+            raise MetricInputError(
+                f"{self.name} is a full-reference metric and got no reference image: score a "
+                "paired dataset, or pass the ground truth folder (llbench score --ref GT_DIR)"
+            )
+        with torch.inference_mode():
+            return type(self).fn(pred.to(self.device), ref.to(self.device))
+
+
+class SSIMSkimage(_FullReference):
+    """scikit-image's default SSIM on 8-bit RGB (:func:`llbench.metrics.functional.ssim_skimage`)."""
+
+    name = "ssim_skimage"
+    fn = staticmethod(F.ssim_skimage)
+
+
+class SSIMMatlab(_FullReference):
+    """Wang et al.'s ``ssim.m`` on ``rgb2gray`` (:func:`llbench.metrics.functional.ssim_matlab`)."""
+
+    name = "ssim_matlab"
+    fn = staticmethod(F.ssim_matlab)
+
+
+class MSE(_FullReference):
+    """Mean squared error on [0, 1] (:func:`llbench.metrics.functional.mse`)."""
+
+    name = "mse"
+    fn = staticmethod(F.mse)
+
+
+DEFINITIONS: dict[str, str] = {
+    "ssim_skimage": (
+        "SSIM as scikit-image's structural_similarity(out, ref, channel_axis=2, data_range=255) "
+        "with its defaults, on the 8-bit RGB levels: per channel a 7x7 uniform window, sample "
+        "(co)variances (x 49/48), C1 = (0.01*255)^2, C2 = (0.03*255)^2, Eq. 13 of Wang et al. "
+        "without clamping, mean of the SSIM map over the windows inside the image (3-pixel "
+        "border cropped); mean over R, G, B. Equal to skimage to 1e-6. The SSIM of Zero-DCE's "
+        "test script and SKF Table 1. Dataset score: mean over images."
+    ),
+    "ssim_matlab": (
+        "SSIM as Wang et al.'s reference ssim.m (2009) on MATLAB rgb2gray of the 8-bit images: "
+        "grey = uint8 rounding of 0.298936 R + 0.587043 G + 0.114021 B; both images low-passed "
+        "with an f x f mean ('symmetric' borders, MATLAB's kernel centre) and sampled every f-th "
+        "pixel, f = max(1, round(min(H, W) / 256)) (f = 2 on 600x400); 11x11 Gaussian window "
+        "(sigma 1.5), K = (0.01, 0.03), L = 255, 'valid' windows, no clamping; mean of the SSIM "
+        "map. Dataset score: mean over images."
+    ),
+    "mse": (
+        "Mean squared error between output and reference on the [0, 1] scale (8-bit levels / "
+        "255), over all pixels and the 3 channels of one image. Dataset score: mean over images "
+        "(not the MSE of the mean PSNR). SGZ's MSE column."
+    ),
+}
+
+
+def _build(cls: type[Metric]) -> Callable[[torch.device, Mapping[str, Any]], Metric]:
+    def build(device: torch.device, options: Mapping[str, Any]) -> Metric:
+        return cls(device, options)
+
+    build.__qualname__ = f"build_{cls.__name__}"
+    return build
+
+
+def variant_specs() -> list[MetricSpec]:
+    """The specs this plugin registers (none is in the default metric set)."""
+    from llbench.metrics.ceiq import ceiq_spec
+
+    ref = frozenset({"reference"})
+    fr = "full-reference"
+    return [
+        MetricSpec(
+            "ssim_skimage",
+            _build(SSIMSkimage),
+            "SSIM as scikit-image's default (7x7 uniform, RGB mean)",
+            fr,
+            True,
+            DEFINITIONS["ssim_skimage"],
+            score_range=(-1.0, 1.0),
+            needs=ref,
+            default=False,
+        ),
+        MetricSpec(
+            "ssim_matlab",
+            _build(SSIMMatlab),
+            "SSIM as Wang et al.'s ssim.m (rgb2gray, auto-downsampling)",
+            fr,
+            True,
+            DEFINITIONS["ssim_matlab"],
+            score_range=(-1.0, 1.0),
+            needs=ref,
+            default=False,
+        ),
+        MetricSpec(
+            "mse",
+            _build(MSE),
+            "Mean squared error on [0, 1] (lower is better)",
+            fr,
+            False,
+            DEFINITIONS["mse"],
+            score_range=(0.0, 1.0),
+            needs=ref,
+            default=False,
+        ),
+        ceiq_spec(),
+    ]
+
+
+@hookimpl
+def register_metrics(register):
+    """Register the metric variants of the seed papers."""
+    for spec in variant_specs():
+        register(spec)

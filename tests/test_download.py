@@ -21,8 +21,10 @@ import pytest
 from llbench.api.specs import WeightsRef
 from llbench.errors import WeightsError
 from llbench.io.download import (
+    ArchiveTooLargeError,
     ChecksumError,
     DownloadError,
+    ExtractLimits,
     UnsafeArchiveError,
     download,
     fetch_weights,
@@ -278,6 +280,8 @@ def _tar(path: Path, entries: list[tuple[str, bytes | str, str]], mode: str = "w
 
 
 def _files_under(folder: Path) -> list[str]:
+    if not folder.exists():
+        return []
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
@@ -405,30 +409,46 @@ def test_link_chain_through_another_archive_link_is_refused(tmp_path, fmt):
     assert _files_under(dest) == []
 
 
-def test_link_chain_cannot_redirect_a_file_write_outside(tmp_path):
-    # The same chain aimed at the temporary name the extractor used for a file member
-    # (".<name>.<pid>.part"): the file's bytes landed in a file outside the destination.
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+def test_link_chain_cannot_redirect_a_file_write_outside(tmp_path, fmt):
+    # The chain used to carry a file member's bytes out: "x -> y/z/../.." is the destination's
+    # parent once "y -> ." exists, so "x/outside/victim" is the victim. An extractor that checks
+    # each link on its own (or none, like tarfile's "fully_trusted" filter) overwrites it.
     victim = _victim(tmp_path)
     entries = [
-        (f".a.{os.getpid()}.part", "y/z/../../outside/victim", "symlink"),
+        ("x", "y/z/../..", "symlink"),
         ("y", ".", "symlink"),
         ("z/", b"", "dir"),
-        ("a", b"PWNED", "file"),
+        ("x/outside/victim", b"PWNED", "file"),
     ]
+    make = _tar if fmt == "tar" else _zip
+    dest = tmp_path / "out"
     with pytest.raises(UnsafeArchiveError):
-        safe_extract(_tar(tmp_path / "t.tar", entries), tmp_path / "out")
+        safe_extract(make(tmp_path / f"t.{fmt}", entries), dest)
     assert victim.read_bytes() == b"original"
+    assert not dest.exists()  # nothing written, and the folder it made is gone again
 
 
-def test_files_are_never_written_through_a_link_already_in_the_folder(tmp_path):
-    # Any link already in the folder (here one on the temporary name) must not receive the data.
+def test_files_are_never_written_through_a_link_already_in_the_folder(tmp_path, monkeypatch):
+    # Links already in the folder, at every name the extractor may open for the member's bytes:
+    # the member's own name, the temporary name extraction used before (".a.<pid>.part"), and
+    # the first name mkstemp will try (made predictable here). An extractor that opens any of
+    # them for writing without O_EXCL (or writes the member in place) sends the bytes to the
+    # victim; a fresh exclusive file skips the taken name and the link is replaced, not followed.
+    import tempfile
+
     victim = _victim(tmp_path)
     dest = tmp_path / "out"
     dest.mkdir()
-    os.symlink(victim, dest / f".a.{os.getpid()}.part")
+    names = iter(["taken", "fresh"] + [f"n{i}" for i in range(100)])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    for planted in ("a", f".a.{os.getpid()}.part", ".llbench-taken.part"):
+        os.symlink(victim, dest / planted)
     safe_extract(_tar(tmp_path / "t.tar", [("a", b"new bytes", "file")]), dest)
     assert victim.read_bytes() == b"original"
     assert (dest / "a").read_bytes() == b"new bytes" and not (dest / "a").is_symlink()
+    assert (dest / ".llbench-taken.part").is_symlink()  # the taken name was skipped, not used
+    assert not (dest / ".llbench-fresh.part").exists()  # the fresh one became "a"
 
 
 def test_link_led_outside_by_a_link_already_in_the_folder_is_removed(tmp_path):
@@ -540,6 +560,174 @@ def test_fetch_weights_needs_a_plain_file_name(server, tmp_path, name):
     assert _files_under(tmp_path) == []
 
 
+# -- archive bombs and clean-up after a refusal (issue 20, defect 1) ---------------------------
+MIB = 1 << 20
+
+
+class _Zeros(io.RawIOBase):
+    """``n`` zero bytes, read in pieces: a bomb's payload without holding it in memory."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        k = min(len(buf), self.left)
+        buf[:k] = bytes(k)
+        self.left -= k
+        return k
+
+
+def _zip_bomb(path: Path, size: int) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("data/low/1.png", "w", force_zip64=True) as out:
+            for _ in range(size // MIB):
+                out.write(bytes(MIB))
+    return path
+
+
+def _tgz_bomb(path: Path, size: int, links: int = 0) -> Path:
+    with tarfile.open(path, "w:gz", compresslevel=1) as tf:
+        info = tarfile.TarInfo("data/low/1.png")
+        info.size = size
+        tf.addfile(info, _Zeros(size))
+        for i in range(links):  # each hard link is written as a copy of the file
+            link = tarfile.TarInfo(f"data/low/{i}.png")
+            link.type, link.linkname = tarfile.LNKTYPE, "data/low/1.png"
+            tf.addfile(link)
+    return path
+
+
+def test_default_limits_fit_the_real_datasets():
+    limits = ExtractLimits()
+    voc = 1_999_639_040  # VOCtrainval_11-May-2012.tar: ~40,000 members, unpacks to its size
+    assert limits.allowed_bytes(voc) >= 1.5 * voc and limits.allowed_entries(voc) >= 50_000
+    lime_like = 30 * MIB  # a zip of dark BMPs, compressed about 4 to 1
+    assert limits.allowed_bytes(lime_like) >= 10 * lime_like
+    bomb = 2 * MIB  # the issue's 2 MiB zip: at most 200 MiB (ratio 100), 10,000 members
+    assert limits.allowed_bytes(bomb) == 200 * MIB and limits.allowed_entries(bomb) == 10_000
+    assert limits.allowed_bytes(1024) == 64 * MIB  # any archive may unpack to 64 MiB
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_compression_bomb_is_refused_before_anything_is_written(tmp_path, kind):
+    # 80 MiB of zeros packs into ~80 KiB: a ratio of about 1000 (the issue's 1.5 MiB zip wrote
+    # 1.5 GiB). The default limits refuse it while listing, before a byte reaches the disk.
+    size = 80 * MIB
+    make = _zip_bomb if kind == "zip" else _tgz_bomb
+    archive = make(tmp_path / f"bomb.{kind}", size)
+    assert archive.stat().st_size < size / 200
+    dest = tmp_path / "data" / "npe"
+    with pytest.raises(ArchiveTooLargeError, match="LLBENCH_EXTRACT_MAX_RATIO") as err:
+        safe_extract(archive, dest)
+    assert "compression ratio 100" in str(err.value)
+    assert not (tmp_path / "data").exists()  # the folders it made are gone too
+
+
+def test_hard_links_count_as_the_copies_they_become(tmp_path):
+    # One 1 MiB file and 100 hard links to it: a 3 KiB tar.gz that writes 101 MiB of copies.
+    archive = _tgz_bomb(tmp_path / "links.tar.gz", MIB, links=100)
+    dest = tmp_path / "out"
+    with pytest.raises(
+        ArchiveTooLargeError, match=r"would unpack to over 65\.0 MiB, more than the 64\.0 MiB"
+    ):
+        safe_extract(archive, dest)
+    assert not dest.exists()
+
+
+def test_many_entries_bomb_is_refused(tmp_path):
+    # The issue's 2 MiB zip wrote 20,001 entries; 10,001 empty ones in a ~1 MiB zip are enough
+    # to pass the 10,000 a small archive may list.
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(10_001):
+            zf.writestr(f"d/{i}.png", b"")
+    assert archive.stat().st_size < 2 * MIB
+    dest = tmp_path / "out"
+    with pytest.raises(ArchiveTooLargeError, match="over 10,000 members"):
+        safe_extract(archive, dest)
+    assert not dest.exists()
+    # a limit of one's own, and an explicit opt-out
+    small = _zip(tmp_path / "three.zip", GOOD)
+    with pytest.raises(ArchiveTooLargeError, match="LLBENCH_EXTRACT_MAX_ENTRIES"):
+        safe_extract(small, dest, limits=ExtractLimits(max_entries=3))
+    assert not dest.exists()
+    assert len(safe_extract(small, dest, limits=ExtractLimits(max_entries=4))) == 3
+
+
+def test_limits_from_the_environment(tmp_path, monkeypatch):
+    payload_zip = tmp_path / "p.zip"
+    with zipfile.ZipFile(payload_zip, "w") as zf:
+        zf.writestr("a.png", os.urandom(3 * MIB))  # incompressible: ratio 1
+    monkeypatch.setenv("LLBENCH_EXTRACT_MAX_BYTES", "2M")
+    with pytest.raises(ArchiveTooLargeError, match="LLBENCH_EXTRACT_MAX_BYTES"):
+        safe_extract(payload_zip, tmp_path / "o")
+    assert ExtractLimits.from_env().max_bytes == 2 * MIB
+    monkeypatch.setenv("LLBENCH_EXTRACT_MAX_BYTES", "inf")
+    monkeypatch.setenv("LLBENCH_EXTRACT_MAX_RATIO", "2.5")
+    assert ExtractLimits.from_env().max_ratio == 2.5
+    assert safe_extract(payload_zip, tmp_path / "o") == [tmp_path / "o" / "a.png"]
+    from llbench.errors import ConfigError
+
+    monkeypatch.setenv("LLBENCH_EXTRACT_MAX_ENTRIES", "lots")
+    with pytest.raises(ConfigError, match="LLBENCH_EXTRACT_MAX_ENTRIES='lots'"):
+        safe_extract(payload_zip, tmp_path / "o")
+
+
+def test_writing_stops_within_a_chunk_of_the_limit(tmp_path, monkeypatch):
+    # Should the declared sizes be wrong, the bytes written are counted too: with the listing
+    # check switched off, a 16 MiB member against a 1 MiB limit stops after 1 MiB + one chunk.
+    from llbench.io import download as dl
+
+    monkeypatch.setattr(dl._Budget, "declare", lambda self, n: None)
+    seen = []
+    real_write = dl._Budget.write
+
+    def write(self, n):
+        seen.append(self.written + n)
+        real_write(self, n)
+
+    monkeypatch.setattr(dl._Budget, "write", write)
+    archive = _tar(tmp_path / "t.tar", [("first.png", b"1", "file")])
+    with tarfile.open(archive, "a") as tf:
+        info = tarfile.TarInfo("big.png")
+        info.size = 16 * MIB
+        tf.addfile(info, _Zeros(info.size))
+    dest = tmp_path / "out"
+    with pytest.raises(ArchiveTooLargeError, match="unpacked to over"):
+        safe_extract(archive, dest, limits=ExtractLimits(max_bytes=MIB, small_bytes=0))
+    assert max(seen) <= MIB + dl.CHUNK
+    assert not dest.exists()  # "first.png", the partial temporary file and the folder: gone
+
+
+def test_refusals_mid_way_remove_what_was_written(tmp_path):
+    # These refusals come after earlier members were written; they used to stay on disk.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "mine.txt").write_bytes(b"kept")  # not the archive's: it stays
+    os.symlink(outside, dest / "escape")
+    archive = _tar(
+        tmp_path / "t.tar",
+        [("data/ok.png", b"x", "file"), ("escape/evil.txt", b"pwned", "file")],
+    )
+    with pytest.raises(UnsafeArchiveError, match="through a link"):
+        safe_extract(archive, dest)
+    assert _files_under(dest) == ["escape", "mine.txt"] and list(outside.iterdir()) == []
+    # a damaged second member: the first one is removed as well
+    good = _zip(tmp_path / "c.zip", [("a.png", b"fine", "file"), ("b.png", b"hello" * 200, "file")])
+    raw = bytearray(good.read_bytes())
+    i = raw.find(b"hellohello")
+    raw[i : i + 5] = b"XXXXX"
+    good.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="damaged"):
+        safe_extract(good, tmp_path / "o2" / "deep")
+    assert not (tmp_path / "o2").exists()
+
+
 # -- attacks that held: kept as tests ---------------------------------------------------------
 @pytest.mark.parametrize(
     "entries",
@@ -573,7 +761,8 @@ def test_more_hostile_tar_members_are_refused(tmp_path, entries):
     with pytest.raises(UnsafeArchiveError):
         safe_extract(archive, dest)
     assert _files_under(dest) == [] and victim.read_bytes() == b"original"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "outside", "t.tar"]
+    # the folders it created for the destination are removed again (an empty "a" was left)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "t.tar"]
 
 
 def test_zip_special_members_and_harmless_oddities(tmp_path):

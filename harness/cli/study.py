@@ -182,10 +182,11 @@ def serve(ctx, name, host, port) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
 @click.option(
     "--prior",
-    type=click.Choice(["unanimous", "all", "none"]),
+    type=click.Choice(["unanimous", "all", "none", "pwcmp"]),
     default="unanimous",
     show_default=True,
-    help="Prior that keeps unanimous answers finite.",
+    help="Prior that keeps unanimous answers finite; pwcmp: the default prior of pwcmp's "
+    "pw_scale, which gives pwcmp's numbers (see llbench.study.thurstone).",
 )
 @click.option("--exclude", multiple=True, help="Leave out a participant (repeatable).")
 @click.option(

@@ -14,6 +14,11 @@
   written as copies; file modes keep only the permission bits. Files are written through fresh
   temporary files (never through an existing link), and every link written is checked again on
   disk at the end. A damaged archive raises :class:`~llbench.errors.LLBenchError`.
+  Archive bombs are refused with :class:`ArchiveTooLargeError`: the entry count, the total size
+  unpacked and the compression ratio are bounded (:class:`ExtractLimits`, sized from the real
+  datasets and overridable), the declared sizes while listing, the bytes written while writing.
+  An extraction that stops, for this or any other reason, removes every file, link and folder
+  it created.
 * :func:`fetch_weights` resolves a method's released weights (:class:`~llbench.api.specs.WeightsRef`)
   to a verified local file, downloading it when absent (``--weights official``).
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import http.client
 import lzma
+import math
 import os
 import posixpath
 import re
@@ -40,7 +46,7 @@ from pathlib import Path
 
 from llbench import __version__
 from llbench.api.specs import WeightsRef
-from llbench.errors import LLBenchError, WeightsError
+from llbench.errors import ConfigError, LLBenchError, WeightsError
 from llbench.io.hashing import sha256_file
 
 CHUNK = 1 << 16
@@ -263,6 +269,184 @@ class _ProgressBar:
 
 
 # -- extraction ----------------------------------------------------------------------------------
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+
+class ArchiveTooLargeError(UnsafeArchiveError):
+    """An archive that would unpack to more bytes or entries than :class:`ExtractLimits` allow."""
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """How much one archive may unpack to; past a bound, :func:`safe_extract` refuses it.
+
+    The defaults are sized from the datasets llbench knows, whose archives hold images that are
+    already compressed: the largest is VOC 2012's 2.0 GB tar (about 40,000 members, unpacking to
+    about its own size), LOL, LSRW, SICE and the unpaired sets are zips of JPEG, PNG or BMP
+    files with ratios between 1 and a few.
+
+    * ``max_bytes``: total size of the files written (hard-link copies included), 16 GiB.
+    * ``max_entries``: members listed in the archive (files, folders, links), 100,000.
+    * ``max_ratio``: total size written per byte of archive, 100. Any archive may unpack to
+      ``small_bytes`` (64 MiB) whatever its ratio, so small archives of text or bitmaps pass.
+    * A small archive cannot hold many members either: past ``small_entries`` (10,000) members,
+      each member needs ``entry_bytes`` (4 KiB, one file-system block) of archive. A 2 MiB zip
+      therefore lists at most 10,000 members, VOC's tar up to the 100,000 of ``max_entries``.
+
+    ``max_bytes``, ``max_entries`` and ``max_ratio`` can be set with the environment variables
+    ``LLBENCH_EXTRACT_MAX_BYTES`` (a number of bytes, or with a K, M, G or T suffix),
+    ``LLBENCH_EXTRACT_MAX_ENTRIES`` and ``LLBENCH_EXTRACT_MAX_RATIO`` (:meth:`from_env`), or by
+    passing ``limits=`` to :func:`safe_extract`. ``inf`` or ``none`` switches a bound off.
+    """
+
+    max_bytes: float = 16 * GiB
+    max_entries: float = 100_000
+    max_ratio: float = 100.0
+    small_bytes: int = 64 * MiB
+    small_entries: int = 10_000
+    entry_bytes: int = 4 * KiB
+
+    @classmethod
+    def from_env(cls, **overrides: float) -> ExtractLimits:
+        """The defaults, with ``LLBENCH_EXTRACT_MAX_*`` applied, then ``overrides``."""
+        values: dict[str, float] = {}
+        for field, var in _LIMIT_VARS.items():
+            raw = os.environ.get(var, "").strip()
+            if raw:
+                values[field] = _parse_limit(raw, var)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def allowed_bytes(self, archive_size: int) -> float:
+        """The most bytes an archive of ``archive_size`` bytes may unpack to."""
+        return min(self.max_bytes, max(self.small_bytes, self.max_ratio * archive_size))
+
+    def allowed_entries(self, archive_size: int) -> float:
+        """The most members an archive of ``archive_size`` bytes may list."""
+        return min(self.max_entries, max(self.small_entries, archive_size // self.entry_bytes))
+
+
+_LIMIT_VARS = {
+    "max_bytes": "LLBENCH_EXTRACT_MAX_BYTES",
+    "max_entries": "LLBENCH_EXTRACT_MAX_ENTRIES",
+    "max_ratio": "LLBENCH_EXTRACT_MAX_RATIO",
+}
+_SUFFIX = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": 1 << 40}
+
+
+def _parse_limit(raw: str, var: str) -> float:
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    if text in ("INF", "NONE", "OFF"):
+        return math.inf
+    m = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([KMGT]?)", text)
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(
+            f"{var}={raw!r} is not a limit: use a positive number (bytes may end in K, M, G or "
+            "T, e.g. 32G), or 'inf' to switch the bound off"
+        )
+    return float(m.group(1)) * _SUFFIX[m.group(2)]
+
+
+def _human(n: float) -> str:
+    if math.isinf(n):
+        return "unlimited"
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+class _Budget:
+    """Counts entries and bytes against :class:`ExtractLimits` while listing and writing."""
+
+    def __init__(self, limits: ExtractLimits, archive: Path):
+        self.archive = archive
+        self.limits = limits
+        size = archive.stat().st_size
+        self.size = size
+        self.max_bytes = limits.allowed_bytes(size)
+        self.max_entries = limits.allowed_entries(size)
+        self.entries = 0
+        self.declared = 0
+        self.written = 0
+
+    def _refuse(self, what: str, amount: str, limit: str, var: str) -> ArchiveTooLargeError:
+        return ArchiveTooLargeError(
+            f"{self.archive} ({_human(self.size)}) {what} {amount}, more than the {limit} allowed "
+            f"for it (a zip or tar bomb, or a larger archive than llbench expects); stopped and "
+            f"removed anything it had written. If the archive is genuine, raise the limit, e.g. "
+            f"{var}=... (see llbench.io.download.ExtractLimits)"
+        )
+
+    def _bytes_limit(self) -> tuple[str, str]:
+        if self.max_bytes == self.limits.max_bytes:
+            return f"{_human(self.max_bytes)} limit", "LLBENCH_EXTRACT_MAX_BYTES"
+        return (
+            f"{_human(self.max_bytes)} (compression ratio {self.limits.max_ratio:g})",
+            "LLBENCH_EXTRACT_MAX_RATIO",
+        )
+
+    def entry(self) -> None:
+        self.entries += 1
+        if self.entries > self.max_entries:
+            per = "" if self.max_entries == self.limits.max_entries else " at its size"
+            raise self._refuse(
+                "lists",
+                f"over {int(self.max_entries):,} members",
+                f"{int(self.max_entries):,}{per}",
+                "LLBENCH_EXTRACT_MAX_ENTRIES",
+            )
+
+    def declare(self, nbytes: int) -> None:
+        self.declared += nbytes
+        if self.declared > self.max_bytes:
+            limit, var = self._bytes_limit()
+            raise self._refuse("would unpack to", f"over {_human(self.declared)}", limit, var)
+
+    def write(self, nbytes: int) -> None:
+        self.written += nbytes
+        if self.written > self.max_bytes:
+            limit, var = self._bytes_limit()
+            raise self._refuse("unpacked to", f"over {_human(self.written)}", limit, var)
+
+
+class _Undo:
+    """What an extraction created, so that a refused or failed one leaves nothing behind."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.dirs: list[Path] = []
+
+    def mkdirs(self, path: Path) -> None:
+        """``path.mkdir(parents=True, exist_ok=True)``, remembering each folder it created."""
+        missing = []
+        p = path
+        while not p.is_dir() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if not d.is_dir():
+                    raise
+                continue
+            self.dirs.append(d)
+
+    def rollback(self) -> None:
+        for f in reversed(self.files):
+            try:
+                if f.is_symlink() or f.is_file():
+                    f.unlink()
+            except OSError:
+                pass
+        for d in reversed(self.dirs):
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # not empty: something not ours is in it
+
+
 @dataclass(frozen=True)
 class _Member:
     name: str  # normalized relative POSIX path
@@ -270,6 +454,7 @@ class _Member:
     link: str = ""  # symlink target (as stored) or hardlink source (normalized archive path)
     mode: int = 0o644
     handle: object = None
+    size: int = 0  # declared uncompressed size (files)
 
 
 def safe_extract(
@@ -277,23 +462,31 @@ def safe_extract(
     dest: str | os.PathLike,
     *,
     include: Callable[[str], bool] | None = None,
+    limits: ExtractLimits | None = None,
 ) -> list[Path]:
     """Extract a zip or tar archive into ``dest``; return the files written.
 
     Every member is validated first (see the module docstring); one unsafe member rejects the
     whole archive before anything is written. ``include(name)`` (a relative POSIX path) selects
-    members to extract, e.g. only the folders a dataset needs from a large archive.
+    members to extract, e.g. only the folders a dataset needs from a large archive. ``limits``
+    bounds what the archive may unpack to (default: :meth:`ExtractLimits.from_env`); the
+    declared sizes are checked while listing, the bytes actually written while writing. When
+    extraction stops for any reason, every file, link and folder it created is removed.
     """
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
         raise LLBenchError(f"archive not found: {archive}")
+    budget = _Budget(limits if limits is not None else ExtractLimits.from_env(), archive)
+    undo = _Undo()
     try:
-        dest.mkdir(parents=True, exist_ok=True)
+        undo.mkdirs(dest)
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                members = list(_zip_members(zf, archive))
+                members = _listed(_zip_members(zf, archive), budget, include)
                 _check_links(members, archive)
-                return _extract(members, dest, archive, include, lambda m: zf.open(m.handle))
+                return _extract(
+                    members, dest, archive, include, lambda m: zf.open(m.handle), budget, undo
+                )
         try:
             tf = tarfile.open(archive, "r:*")
         except (tarfile.TarError, OSError) as exc:
@@ -302,16 +495,41 @@ def safe_extract(
                 "delete it and download it again"
             ) from exc
         with tf:
-            members = list(_tar_members(tf, archive))
+            members = _listed(_tar_members(tf, archive), budget, include)
             _check_links(members, archive)
-            return _extract(members, dest, archive, include, lambda m: tf.extractfile(m.handle))
+            return _extract(
+                members, dest, archive, include, lambda m: tf.extractfile(m.handle), budget, undo
+            )
     except LLBenchError:
+        undo.rollback()
         raise
     except _DAMAGED as exc:
+        undo.rollback()
         raise LLBenchError(
             f"cannot extract {archive} into {dest}: {exc}. If the archive is damaged, delete it "
             "and download it again"
         ) from exc
+    except BaseException:
+        undo.rollback()
+        raise
+
+
+def _listed(
+    found: Iterator[_Member], budget: _Budget, include: Callable[[str], bool] | None
+) -> list[_Member]:
+    """The members, counted against the limits as they are read (a bomb stops the listing)."""
+    members: list[_Member] = []
+    sizes: dict[str, int] = {}
+    for m in found:
+        budget.entry()
+        if m.kind == "file":
+            sizes[m.name] = m.size
+        elif m.kind == "hardlink":  # written as a copy: it costs its source's size again
+            sizes[m.name] = sizes.get(m.link, 0)
+        if m.kind in ("file", "hardlink") and (include is None or include(m.name)):
+            budget.declare(sizes[m.name])
+        members.append(m)
+    return members
 
 
 # What a damaged archive or an unwritable member raises while reading or writing.
@@ -425,7 +643,9 @@ def _zip_members(zf: zipfile.ZipFile, archive: Path) -> Iterator[_Member]:
                 f"{archive}: member {name!r} is not a regular file; not extracting"
             )
         else:
-            yield _Member(name, "file", mode=_file_mode(unix_mode), handle=info)
+            yield _Member(
+                name, "file", mode=_file_mode(unix_mode), handle=info, size=info.file_size
+            )
 
 
 def _tar_members(tf: tarfile.TarFile, archive: Path) -> Iterator[_Member]:
@@ -452,7 +672,7 @@ def _tar_members(tf: tarfile.TarFile, archive: Path) -> Iterator[_Member]:
         elif info.isdir():
             yield _Member(name, "dir")
         elif info.isfile():
-            yield _Member(name, "file", mode=_file_mode(info.mode), handle=info)
+            yield _Member(name, "file", mode=_file_mode(info.mode), handle=info, size=info.size)
         else:
             raise UnsafeArchiveError(
                 f"{archive}: member {name!r} is a device, FIFO or other special file; not extracting"
@@ -478,6 +698,8 @@ def _extract(
     archive: Path,
     include: Callable[[str], bool] | None,
     opener: Callable[[_Member], object],
+    budget: _Budget,
+    undo: _Undo,
 ) -> list[Path]:
     root = dest.resolve()
     written: list[Path] = []
@@ -496,9 +718,9 @@ def _extract(
             )
         target = parent / target.name
         if m.kind == "dir":
-            target.mkdir(parents=True, exist_ok=True)
+            undo.mkdirs(target)
             continue
-        parent.mkdir(parents=True, exist_ok=True)
+        undo.mkdirs(parent)
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             target.unlink()
         if m.kind == "symlink":
@@ -509,6 +731,7 @@ def _extract(
                     "the destination; stopped"
                 )
             os.symlink(m.link, target)
+            undo.files.append(target)
             written.append(target)
         elif m.kind == "hardlink":
             src_member = by_name.get(m.link)
@@ -518,6 +741,8 @@ def _extract(
                     f"{archive}: member {m.name!r} hard-links to {m.link!r}, which is not a file "
                     "extracted from this archive; stopped"
                 )
+            budget.write(src.stat().st_size)
+            undo.files.append(target)
             shutil.copyfile(src, target)
             written.append(target)
         else:
@@ -529,9 +754,12 @@ def _extract(
             tmp = Path(tmp_name)
             try:
                 with src, os.fdopen(fd, "wb") as out:  # type: ignore[union-attr]
-                    shutil.copyfileobj(src, out, CHUNK)  # type: ignore[arg-type]
+                    while block := src.read(CHUNK):  # type: ignore[union-attr]
+                        budget.write(len(block))  # stops mid-file, not after
+                        out.write(block)
                 os.chmod(tmp, m.mode)
                 os.replace(tmp, target)
+                undo.files.append(target)
             finally:
                 tmp.unlink(missing_ok=True)
             written.append(target)

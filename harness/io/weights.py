@@ -136,6 +136,16 @@ FILES: dict[str, WeightFile] = {
         _pyiqa("NIMA_InceptionV2_ava-b0c77c00.pth", "torch", "NIMA, Inception-ResNet-v2, AVA"),
         _tv("alexnet-owt-7be5be79.pth", "torchvision AlexNet, ImageNet (LPIPS backbone)"),
         _tv("resnet34-b627a593.pth", "torchvision ResNet-34, ImageNet (UNIQUE backbone)"),
+        WeightFile(
+            "ceiq_model-f2c2300a.mat",
+            "https://github.com/mtobeiyf/CEIQ/raw/c92b6a19ccf45d783928e00ae4262cb9f289fed2/"
+            "data/model.mat",
+            "checkpoints",
+            "mat",
+            "f2c2300adbf6fbe09dfa46c5b05e47e8fb96c810f7b582344f6c3bf201e93d6d",
+            "f2c2300a",
+            "CEIQ SVR (LIBSVM epsilon-SVR, linear) trained on CCID2014; Yan, Li, Fu; MIT",
+        ),
         _tv("vgg16-397923af.pth", "torchvision VGG-16, ImageNet (perceptual losses)"),
         _tv("vgg19-dcbb9e9d.pth", "torchvision VGG-19, ImageNet (perceptual losses)"),
         _tv(
@@ -180,6 +190,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "clipiqa": ("RN50.pt",),
     "deeplabv3-resnet50": ("deeplabv3_resnet50_coco-cd0a2569.pth",),
     "fcn-resnet50": ("fcn_resnet50_coco-1167a1af.pth",),
+    "ceiq": ("ceiq_model-f2c2300a.mat",),
     "vgg16": ("vgg16-397923af.pth",),
     "vgg19": ("vgg19-dcbb9e9d.pth",),
 }
