@@ -1,8 +1,8 @@
 """Maps the repository's folders to the ``llbench`` import package (see README, "Layout").
 
 pyproject.toml holds all metadata; this file only lists packages, because the folders
-``harness/``, ``plugins/``, ``datasets/``, ``metrics/``, ``segmenters/`` and ``reports/`` install
-as ``llbench``, ``llbench.plugins``, ``llbench.datasets``, ``llbench.metrics``,
+``harness/``, ``plugins/``, ``datasets/``, ``metrics/``, ``segmenters/``, ``executors/`` and
+``reports/`` install as ``llbench``, ``llbench.plugins``, ``llbench.datasets``, ``llbench.metrics``,
 ``llbench.segmenters`` and ``llbench.reports``.
 """
 
@@ -15,6 +15,7 @@ ROOTS = {
     "llbench.reports": "reports",
     "llbench.metrics": "metrics",
     "llbench.segmenters": "segmenters",
+    "llbench.executors": "executors",
 }
 packages = []
 for name, folder in ROOTS.items():

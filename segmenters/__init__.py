@@ -108,8 +108,11 @@ def tiny_seg_path(home: Path | None = None) -> Path:
     return (home or paths.home()) / "weights" / "tiny-seg.pt"
 
 
-def build_tiny_seg(device: torch.device | str = "cpu", home: Path | None = None) -> Segmenter:
-    """Load ``<home>/weights/tiny-seg.pt``; train it on ``scenes`` first if it is absent."""
+def build_tiny_seg(
+    device: torch.device | str = "cpu", home: Path | None = None, data_root: Path | None = None
+) -> Segmenter:
+    """Load ``<home>/weights/tiny-seg.pt``; train it on ``scenes`` (under ``data_root``) first
+    if it is absent."""
     from llbench.segmenters import tiny
 
     path = tiny_seg_path(home)
@@ -121,7 +124,7 @@ def build_tiny_seg(device: torch.device | str = "cpu", home: Path | None = None)
             f"at {path} (run `llbench segmenters train tiny-seg --dataset scenes` "
             "to do this ahead)"
         )
-        tiny.train_and_save(path, device=device)
+        tiny.train_and_save(path, device=device, data_root=data_root)
     return tiny.TinySegSegmenter.load(path, device)
 
 
@@ -139,7 +142,7 @@ def build_segmenter(
 
 
 @hookimpl
-def register_segmenters(register):
+def register_segmenters(register, home, data_root):
     from llbench.segmenters.tiny import TINY_CLASSES
 
     for name, summary in [
@@ -156,10 +159,23 @@ def register_segmenters(register):
                 version="tv-coco-voc-v1",
             )
         )
+    from llbench.segmenters import hrnet
+
+    register(
+        SegmenterSpec(
+            name="hrnet-w48-pascal-context",
+            build=lambda device: hrnet.HRNetSegmenter(device),
+            summary="HRNetV2-W48 (HRNet authors' release), PASCAL-Context (59); SKF's semantic "
+            f"knowledge bank; needs {hrnet.CHECKPOINT} in $TORCH_HOME/hub/checkpoints",
+            classes=hrnet.PASCAL_CONTEXT_59,
+            available=hrnet.unavailable,
+            version="hrnet-official-v1",
+        )
+    )
     register(
         SegmenterSpec(
             name="tiny-seg",
-            build=lambda device: build_tiny_seg(device),
+            build=lambda device: build_tiny_seg(device, home, data_root),
             summary="Small encoder-decoder trained by llbench on `scenes` normal-light images "
             "(5 labels); trained on first use and cached in <home>/weights/tiny-seg.pt",
             classes=TINY_CLASSES,

@@ -7,7 +7,7 @@ stays fast. See ``docs/plugins.md`` and the README's "Write a plugin" section.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,13 +58,48 @@ class WeightsRef:
 
 
 @dataclass(frozen=True)
+class PublishedValue:
+    """A number a paper printed: ``value`` of ``metric`` for ``method`` on ``dataset``.
+
+    ``method``, ``dataset`` and ``metric`` are llbench names (a method or dataset llbench does
+    not have keeps a lower-case id of its own, e.g. ``hwmnet``, ``darkcityscape``); ``metric`` is
+    the llbench metric whose definition reproduces the paper's column, and ``approximate`` is
+    true where it is only the closest one (the paper's protocol differs; ``note`` says how).
+    ``table`` names where it was printed (``"Table 1"``); ``paper`` is filled in from the file or
+    spec that ships it. An empty ``method`` means the method of the spec that ships the value.
+    """
+
+    dataset: str
+    metric: str
+    value: float
+    method: str = ""
+    table: str = ""
+    paper: str = ""
+    note: str = ""
+    approximate: bool = False
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """An enhancement method.
 
     ``build(config, device)`` returns a :class:`llbench.api.methods.Method`. ``default_config`` holds
     the paper's published settings; user config files and presets override keys of it.
     ``presets`` maps a preset name (``quick`` for short CPU runs) to overrides that keep the same
-    code path.
+    code path. ``training_protocol`` names the dataset the paper trained on: ``llbench run
+    --protocol paper`` trains there whatever the test datasets (``sice`` for Zero-DCE and SGZ).
+
+    ``published`` holds the numbers the method's paper printed, shown by ``llbench report
+    --published`` beside the measured ones: a sequence of :class:`PublishedValue`, or the path of
+    a TOML file (relative to the plugin's package folder; format in ``docs/reports.md``). Left
+    ``None``, a file named ``published.toml`` in the folder of the module that defines ``build``
+    is read when present, so a plugin ships its paper's tables by adding that one file. The same
+    file may hold the paper's rows for other methods (its baselines) and the layout of its tables
+    (``llbench report --preset <plugin>-table1``).
+
+    The run key hashes the Python source files of the plugin's package, so results computed by
+    older code are never reused; ``version`` still names deliberate changes of results, and
+    code the plugin imports from other packages is covered only by bumping ``version``.
     """
 
     name: str
@@ -77,6 +112,8 @@ class MethodSpec:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     official_weights: WeightsRef | None = None
     version: str = "1"
+    published: Sequence[PublishedValue] | str | None = None
+    training_protocol: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name)

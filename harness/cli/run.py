@@ -8,13 +8,45 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from llbench.cli.common import console, err_console, split_list, state
+from llbench.cli.common import console, err_console, escape, fail, split_list, state
 
 
 # -- run -----------------------------------------------------------------------------------------
 @click.command()
-@click.option("--method", "-m", required=True, help="Method name (see `llbench methods`).")
-@click.option("--dataset", "-d", required=True, help="Dataset name (see `llbench datasets`).")
+@click.option(
+    "--method", "-m", required=True, help="Method name(s), comma-separated (see `llbench methods`)."
+)
+@click.option(
+    "--dataset", "-d", required=True, help="Test dataset(s), comma-separated (`llbench datasets`)."
+)
+@click.option(
+    "--train-dataset",
+    help="Train on this dataset's training split (default: the test dataset's); the training "
+    "is stored once and reused by every test dataset.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["paper", "same"]),
+    help="`paper`: train where the method's paper trained (e.g. SICE for Zero-DCE and SGZ).",
+)
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    help="Where grid cells run: local, submitit (Slurm), ray, or a plugin's (`llbench list executors`).",
+)
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Tasks at once."
+)
+@click.option(
+    "--executor-option",
+    "executor_options",
+    multiple=True,
+    help="KEY=VALUE for the executor (partition=gpu, gpus=1, time_min=120, address=auto...).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would train, run and be reused; compute nothing."
+)
 @click.option("--split", default="test", show_default=True, help="Split to enhance and score.")
 @click.option("--metrics", help="Comma-separated metrics (default: every applicable metric).")
 @click.option(
@@ -24,7 +56,7 @@ from llbench.cli.common import console, err_console, split_list, state
     help="TOML or YAML file overriding the method's paper defaults.",
 )
 @click.option("--preset", help="Named preset of the method, e.g. `quick` for short CPU runs.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default="0", show_default=True, help="Seed(s), comma-separated: 0,1,2.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--weights", help="Weights file to use instead of training, or `official`.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N test images.")
@@ -53,26 +85,57 @@ def run(
     segmenter,
     efficiency_size,
     force,
+    train_dataset,
+    protocol,
+    executor,
+    workers,
+    executor_options,
+    dry_run,
 ) -> None:
     """Train METHOD if it needs it, enhance DATASET's split, score it and store everything.
 
-    A finished run with the same settings is reused; an interrupted one resumes.
+    A finished run with the same settings is reused; an interrupted one resumes. Several
+    methods, datasets or seeds make a grid: every combination is planned, each method trains
+    once, and the cells run on the chosen executor (`--workers`, `--executor`).
     """
     from llbench.engine.runner import run as run_api
 
     st = state(ctx)
+    methods, datasets = split_list(method) or [], split_list(dataset) or []
+    try:
+        seeds = [int(s) for s in split_list(seed) or ["0"]]
+    except ValueError:
+        fail(f"--seed takes integers separated by commas, not {seed!r}")
+    grid = (
+        len(methods) > 1 or len(datasets) > 1 or len(seeds) > 1 or dry_run or workers > 1
+        or executor != "local" or bool(executor_options)
+    )  # fmt: skip
+    if grid:
+        from llbench.cli.grid import run_grid_command
+
+        run_grid_command(
+            methods, datasets, seeds, executor=executor, workers=workers,
+            executor_options=executor_options, dry_run=dry_run, home=st.home,
+            data_root=st.data_root, split=split, metrics=split_list(metrics),
+            config=config_file, preset=preset, device=device, weights=weights, limit=limit,
+            force=force, batch_size=batch_size, segmenter=segmenter,
+            efficiency_size=efficiency_size, train_dataset=train_dataset, protocol=protocol,
+        )  # fmt: skip
+        return
     result = run_api(
-        method,
-        dataset,
+        methods[0],
+        datasets[0],
         split=split,
         metrics=split_list(metrics),
         config=config_file,
         preset=preset,
-        seed=seed,
+        seed=seeds[0],
         device=device,
         weights=weights,
         limit=limit,
         force=force,
+        train_dataset=train_dataset,
+        protocol=protocol,
         batch_size=batch_size,
         segmenter=segmenter,
         efficiency_size=efficiency_size,
@@ -82,8 +145,9 @@ def run(
     )
     verb = "reused finished run" if result.reused else "run"
     console.print(
-        f"{verb} [bold]{result.key}[/]: {result.method} on {result.dataset}/"
-        f"{result.split}, {result.n_images} images, outputs in {result.out_dir}"
+        f"{verb} [bold]{result.key}[/]: {escape(result.method)} on {escape(result.dataset)}/"
+        f"{escape(result.split)}, {result.n_images} images, outputs in "
+        f"{escape(str(result.out_dir))}"
     )
     t = Table(show_header=True)
     t.add_column("metric")
@@ -93,12 +157,12 @@ def run(
 
     order = {m: i for i, m in enumerate(metric_order())}
     for name, v in sorted(result.scores.items(), key=lambda kv: order.get(kv[0], len(order))):
-        t.add_row(name, "-" if v is None else format_value(v))
+        t.add_row(escape(name), "-" if v is None else format_value(v))
     console.print(t)
     if result.failures:
         err_console.print(f"[bold red]{len(result.failures)} image(s) failed:[/]")
         for image, error in result.failures[:20]:
-            err_console.print(f"  {image}: {error}", highlight=False)
+            err_console.print(f"  {image}: {error}", highlight=False, markup=False)
         sys.exit(1)
 
 
@@ -161,7 +225,8 @@ def enhance(ctx, method, weights, config_file, preset, device, output, suffix, i
             bar.done(task)
         console.print(
             f"wrote {out}: {info['frames']} frames, {info['size'][0]}x{info['size'][1]}, "
-            f"{info['fps']:g} fps"
+            f"{info['fps']:g} fps",
+            markup=False,
         )
         return
     failed = 0
@@ -170,9 +235,11 @@ def enhance(ctx, method, weights, config_file, preset, device, output, suffix, i
         nonlocal failed
         if o.error:
             failed += 1
-            err_console.print(f"[red]failed[/] {o.source}: {o.error}", highlight=False)
+            err_console.print(
+                f"[red]failed[/] {escape(str(o.source))}: {escape(str(o.error))}", highlight=False
+            )
         else:
-            console.print(f"{o.source} -> {o.output}", highlight=False)
+            console.print(f"{o.source} -> {o.output}", highlight=False, markup=False)
 
     enhance_files(meth, inputs, out, suffix="." + suffix, on_file=show)
     if failed:
@@ -191,43 +258,62 @@ def enhance(ctx, method, weights, config_file, preset, device, output, suffix, i
 )
 @click.option("--device", default="auto", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write .csv or .json.")
+@click.option(
+    "--strip-suffix",
+    help="Suffix(es) to remove from prediction stems before pairing, comma-separated: with "
+    "`_lime`, 1_lime.png pairs with the reference 1.png.",
+)
 @click.argument("pred_dir", type=click.Path(file_okay=False))
-def score(metrics, ref_dir, input_dir, device, output, pred_dir) -> None:
-    """Score a folder of images produced elsewhere (paired with --ref by file stem)."""
+def score(metrics, ref_dir, input_dir, device, output, strip_suffix, pred_dir) -> None:
+    """Score a folder of images produced elsewhere, paired with --ref (and --input) by file stem.
+
+    A prediction without a reference, an unreadable image or a size mismatch fails that image
+    only: the others are scored and written, and the command exits with code 1.
+    """
+    if output and Path(output).suffix.lower() not in (".csv", ".json"):
+        raise click.BadParameter("--output must end in .csv or .json")
     from llbench.engine.scoring import score as score_api
 
     names = split_list(metrics)
-    frame = score_api(pred_dir, names, ref_dir=ref_dir, input_dir=input_dir, device=device)
+    frame = score_api(
+        pred_dir,
+        names,
+        ref_dir=ref_dir,
+        input_dir=input_dir,
+        device=device,
+        strip_suffix=strip_suffix,
+    )
     from llbench.reports.tables import format_value
 
+    failed = [isinstance(e, str) for e in frame["error"]]  # None/NaN = scored
     t = Table()
     t.add_column("image")
     for n in names:
         t.add_column(n, justify="right")
-    for r in frame.itertuples(index=False):
+    for r, bad in zip(frame.itertuples(index=False), failed, strict=True):
         row = r._asdict()
-        if row["error"]:
-            t.add_row(row["image"], *(["[red]error[/]"] * len(names)))
+        if bad:
+            t.add_row(escape(str(row["image"])), *(["[red]error[/]"] * len(names)))
         else:
-            t.add_row(row["image"], *[format_value(row[n]) for n in names])
-    ok = frame[frame["error"].isna()]
+            t.add_row(escape(str(row["image"])), *[format_value(row[n]) for n in names])
+    ok = frame[[not b for b in failed]]
     t.add_section()
     t.add_row("[bold]mean[/]", *[format_value(ok[n].mean()) if len(ok) else "-" for n in names])
     console.print(t)
     if output:
         out = Path(output)
-        body = frame.drop(columns=["error"]) if frame["error"].isna().all() else frame
+        body = frame if any(failed) else frame.drop(columns=["error"])
         if out.suffix.lower() == ".csv":
             body.to_csv(out, index=False)
-        elif out.suffix.lower() == ".json":
-            out.write_text(body.to_json(orient="records", indent=1))
         else:
-            raise click.BadParameter("--output must end in .csv or .json")
-        console.print(f"wrote {out}")
-    bad = frame[frame["error"].notna()]
-    for r in bad.itertuples():
-        err_console.print(f"[red]failed[/] {r.image}: {r.error}", highlight=False)
-    if len(bad):
+            out.write_text(body.to_json(orient="records", indent=1))
+        console.print(f"wrote {out}", markup=False)
+    for r, bad in zip(frame.itertuples(index=False), failed, strict=True):
+        if bad:
+            err_console.print(
+                f"[red]failed[/] {escape(str(r.image))}: {escape(str(r.error))}", highlight=False
+            )
+    if any(failed):
         sys.exit(1)
 
 

@@ -47,6 +47,17 @@ class RunPlan:
     batch_size: int = 1
     weights: str | Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    train_dataset: DatasetSpec | None = None
+    train_data: Dataset | None = None
+
+    @property
+    def training_spec(self) -> DatasetSpec:
+        """The dataset whose training split trains the method (default: the test dataset)."""
+        return self.train_dataset or self.dataset
+
+    @property
+    def training_data(self) -> Dataset:
+        return self.train_data or self.data
 
     @property
     def metric_names(self) -> list[str]:
@@ -91,12 +102,32 @@ def plan_run(
     efficiency_size: str | None = None,
     home: str | Path | None = None,
     data_root: str | Path | None = None,
+    train_dataset: str | None = None,
+    protocol: str | None = None,
     host: PluginHost | None = None,
 ) -> RunPlan:
-    """Resolve names and options into a :class:`RunPlan`; bad input raises before any work."""
+    """Resolve names and options into a :class:`RunPlan`; bad input raises before any work.
+
+    ``train_dataset`` names the dataset whose training split trains the method (default: the
+    test dataset); ``protocol="paper"`` takes it from the method's declared training protocol
+    (:attr:`MethodSpec.training_protocol`, e.g. SICE for Zero-DCE and SGZ).
+    """
     host = host or get_host(home, data_root)
     mspec = host.method(method)
     dspec = host.dataset(dataset)
+    if protocol not in (None, "paper", "same"):
+        raise ConfigError(f"unknown --protocol {protocol!r}: use `paper` or `same`")
+    if protocol == "paper":
+        if train_dataset is not None:
+            raise ConfigError("give --protocol paper or --train-dataset, not both")
+        if not mspec.trains:
+            train_dataset = None
+        elif not mspec.training_protocol:
+            raise ConfigError(
+                f"method {mspec.name!r} declares no training protocol; name one with --train-dataset"
+            )
+        else:
+            train_dataset = mspec.training_protocol
     home_dir = paths.home(home)
     droot = paths.data_root(data_root, home_dir)
     if limit is not None and limit < 1:
@@ -117,6 +148,12 @@ def plan_run(
         raise DatasetError(f"dataset {dataset!r} has no images in its {split!r} split")
     if limit is not None:
         samples = samples[:limit]
+    tspec = tdata = None
+    if train_dataset is not None and train_dataset != dspec.name:
+        if not mspec.trains:
+            raise ConfigError(f"method {mspec.name!r} does not train; drop --train-dataset")
+        tspec = host.dataset(train_dataset)
+        tdata = tspec.build(droot)
     return RunPlan(
         method=mspec,
         dataset=dspec,
@@ -135,6 +172,8 @@ def plan_run(
         batch_size=batch_size,
         weights=weights,
         options=options,
+        train_dataset=tspec,
+        train_data=tdata,
     )
 
 

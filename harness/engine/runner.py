@@ -21,6 +21,7 @@ from typing import Any
 
 from llbench.api.methods import Method
 from llbench.device import describe_device
+from llbench.engine.claims import holding
 from llbench.engine.execute import Job, execute
 from llbench.engine.plan import RunPlan, plan_run
 from llbench.engine.provenance import base_provenance
@@ -71,10 +72,18 @@ def run(
     efficiency_size: str | None = None,
     home: str | Path | None = None,
     data_root: str | Path | None = None,
+    train_dataset: str | None = None,
+    protocol: str | None = None,
+    wait: bool = True,
     progress: bool = True,
     host: PluginHost | None = None,
 ) -> RunResult:
-    """Run ``method`` on ``dataset``'s ``split``; see the module docstring and ``llbench run``."""
+    """Run ``method`` on ``dataset``'s ``split``; see the module docstring and ``llbench run``.
+
+    ``train_dataset`` / ``protocol`` choose where a method that trains is trained (see
+    :func:`~llbench.engine.plan.plan_run`). Another process already computing the same run is
+    waited for (``wait=False``: an error naming it).
+    """
     host = host or get_host(home, data_root)
     plan = plan_run(
         method,
@@ -92,6 +101,8 @@ def run(
         efficiency_size=efficiency_size,
         home=home,
         data_root=data_root,
+        train_dataset=train_dataset,
+        protocol=protocol,
         host=host,
     )
     store = Store(plan.home)
@@ -100,6 +111,30 @@ def run(
     meth = plan.method.build(plan.config, plan.device)
     got = obtain_weights(plan, meth, store, force, bar)
     key = plan.key(got.sha256)
+    with holding(store, key, wait=wait, on_wait=lambda other: _tell_waiting(key, other)):
+        return _execute(plan, meth, got, key, store, force, bar, host)
+
+
+def _tell_waiting(key: str, other: dict) -> None:
+    from llbench.cli.common import err_console
+
+    err_console.print(
+        f"run {key} is being computed by process {other['pid']} on {other['host']}; "
+        "waiting for it to finish",
+        markup=False,
+    )
+
+
+def _execute(
+    plan: RunPlan,
+    meth: Method,
+    got: Weights,
+    key: str,
+    store: Store,
+    force: bool,
+    bar: Progress,
+    host: PluginHost,
+) -> RunResult:
     out_dir = plan.out_dir(key)
     existing = store.get_run(key)
     if force and existing is not None:

@@ -1,8 +1,11 @@
 """``llbench score``: score a folder of images produced elsewhere.
 
 Predictions pair with references (``ref_dir``) and low-light inputs (``input_dir``, for metrics
-such as LOE) by file stem. Unmatched files are an error listing them; an unreadable image or a
-size mismatch fails that image only, and the failure is reported in the ``error`` column.
+such as LOE) by file stem. ``strip_suffix`` names a suffix that prediction stems carry and the
+others do not: with ``strip_suffix="_lime"`` the prediction ``1_lime.png`` pairs with ``1.png``
+(several suffixes may be given; the first that matches is removed). A prediction without a
+reference or input, an unreadable image or a size mismatch fails that image only, and the failure
+is reported in the ``error`` column; references without a prediction are ignored.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from llbench.api.datasets import pair_by_stem
 from llbench.api.metrics import Metric
 from llbench.device import resolve_device
 from llbench.errors import ConfigError, ImageError, LLBenchError
@@ -30,8 +32,10 @@ def score(
     device: str = "auto",
     host: PluginHost | None = None,
     on_image: Callable[[str], None] | None = None,
+    strip_suffix: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per image: ``image`` (file stem), one column per metric, and ``error``."""
+    """One row per prediction: ``image`` (the name it pairs by: its file stem less
+    ``strip_suffix``), one column per metric, and ``error`` (``None`` when scored)."""
     host = host or get_host()
     if not metrics:
         raise ConfigError("name at least one metric, e.g. --metrics psnr,ssim,niqe")
@@ -55,15 +59,18 @@ def score(
     preds = list_images(Path(pred_dir))
     if not preds:
         raise ImageError(f"no images in {pred_dir}")
-    refs = _pair(preds, ref_dir, "references")
-    lows = _pair(preds, input_dir, "inputs")
+    suffixes = _suffixes(strip_suffix)
+    names = _names(preds, suffixes, pred_dir)
+    refs = _by_stem(ref_dir, "references")
+    lows = _by_stem(input_dir, "low-light inputs")
     rows = []
     for p in preds:
-        row: dict[str, object] = {"image": p.stem}
+        name = names[p]
+        row: dict[str, object] = {"image": name}
         try:
             pred = to_tensor(read_image(p)).to(dev)
-            ref = _load(refs.get(p.stem), pred, "reference")
-            low = _load(lows.get(p.stem), pred, "input")
+            ref = _load(_match(refs, name, p, ref_dir, "reference", suffixes), pred, "reference")
+            low = _load(_match(lows, name, p, input_dir, "input", suffixes), pred, "input")
             for name, metric in built.items():
                 with torch.inference_mode():
                     row[name] = float(metric(pred, ref, low).reshape(-1)[0])
@@ -72,16 +79,75 @@ def score(
             row["error"] = str(exc)
         rows.append(row)
         if on_image is not None:
-            on_image(p.stem)
+            on_image(name)
     return pd.DataFrame(rows, columns=["image", *built, "error"])
 
 
-def _pair(preds: list[Path], folder: str | Path | None, what: str) -> dict[str, Path]:
+def _suffixes(strip_suffix: str | Sequence[str] | None) -> list[str]:
+    if strip_suffix is None:
+        return []
+    items = [strip_suffix] if isinstance(strip_suffix, str) else list(strip_suffix)
+    out = [s for item in items for s in (x.strip() for x in item.split(",")) if s]
+    return sorted(out, key=len, reverse=True)  # "_lime_v2" before "_v2"
+
+
+def pair_name(path: Path, suffixes: Sequence[str]) -> str:
+    """The name ``path`` pairs by: its stem less the first of ``suffixes`` it ends with."""
+    stem = path.stem
+    for s in suffixes:
+        if stem.endswith(s) and len(stem) > len(s):
+            return stem[: -len(s)]
+    return stem
+
+
+def _names(preds: list[Path], suffixes: list[str], folder: str | Path) -> dict[Path, str]:
+    names: dict[Path, str] = {}
+    seen: dict[str, Path] = {}
+    for p in preds:
+        name = pair_name(p, suffixes)
+        if name in seen:
+            raise ConfigError(
+                f"two predictions in {folder} pair by the same name {name!r}: {seen[name].name} "
+                f"and {p.name}; rename one, or change --strip-suffix"
+            )
+        seen[name] = p
+        names[p] = name
+    return names
+
+
+def _by_stem(folder: str | Path | None, what: str) -> dict[str, Path]:
     if folder is None:
         return {}
-    others = list_images(Path(folder))
-    samples = pair_by_stem(preds, others, where=f"predictions vs {what} ({folder})")
-    return {s.key: s.high for s in samples}
+    files = list_images(Path(folder))
+    if not files:
+        raise ImageError(f"no {what} in {folder}")
+    out: dict[str, Path] = {}
+    for f in files:
+        if f.stem in out:
+            raise ConfigError(
+                f"two {what} in {folder} share the stem {f.stem!r}: {out[f.stem].name} and {f.name}"
+            )
+        out[f.stem] = f
+    return out
+
+
+def _match(
+    files: dict[str, Path],
+    name: str,
+    pred: Path,
+    folder: str | Path | None,
+    what: str,
+    suffixes: list[str],
+) -> Path | None:
+    if folder is None:
+        return None
+    found = files.get(name)
+    if found is None:
+        hint = "" if suffixes else "; if prediction names carry a suffix, pass --strip-suffix"
+        raise ImageError(
+            f"the prediction {pred.name} has no {what} named {name}.* in {folder}{hint}"
+        )
+    return found
 
 
 def _load(path: Path | None, pred: torch.Tensor, what: str) -> torch.Tensor | None:

@@ -96,6 +96,38 @@ CREATE TABLE IF NOT EXISTS "references" (
     provenance TEXT,
     created REAL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    since REAL,
+    heartbeat REAL
+);
+CREATE TABLE IF NOT EXISTS study_scores (
+    study TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    kind TEXT,
+    score REAL,
+    ci_low REAL,
+    ci_high REAL,
+    unit TEXT,
+    observers INTEGER,
+    answers INTEGER,
+    settings TEXT,
+    answers_seen INTEGER,
+    computed REAL,
+    PRIMARY KEY (study, condition)
+);
+CREATE TABLE IF NOT EXISTS study_pairs (
+    study TEXT NOT NULL,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    diff REAL,
+    ci_low REAL,
+    ci_high REAL,
+    PRIMARY KEY (study, a, b)
+);
 CREATE TABLE IF NOT EXISTS train_log (
     train_key TEXT NOT NULL,
     step INTEGER NOT NULL,
@@ -280,6 +312,182 @@ class Store:
         }
         means.update(self.image_scores(key, DATASET_ROW))
         return means
+
+    # -- claims ------------------------------------------------------------------------------
+    def claim(self, key: str, holder: str, host: str, pid: int, stale_after: float = 120.0):
+        """Take the claim on ``key`` (a run or training) for ``holder``; return None when taken,
+        else the row of the live holder that has it. A claim whose process is gone (same host)
+        or whose heartbeat is older than ``stale_after`` seconds is taken over."""
+        import os
+
+        now = time.time()
+        with self.transaction() as conn:
+            row = conn.execute("SELECT * FROM claims WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["holder"] != holder:
+                alive = now - (row["heartbeat"] or 0) < stale_after
+                if alive and row["host"] == host and row["pid"]:
+                    try:
+                        os.kill(int(row["pid"]), 0)
+                    except ProcessLookupError:
+                        alive = False
+                    except PermissionError:
+                        pass
+                if alive:
+                    return dict(row)
+            conn.execute(
+                "INSERT OR REPLACE INTO claims (key, holder, host, pid, since, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key, holder, host, pid, now, now),
+            )
+        return None
+
+    def heartbeat(self, key: str, holder: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE claims SET heartbeat = ? WHERE key = ? AND holder = ?",
+                (time.time(), key, holder),
+            )
+
+    def release(self, key: str, holder: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM claims WHERE key = ? AND holder = ?", (key, holder))
+
+    # -- reading runs for reports ------------------------------------------------------------
+    def finished_runs(self, keys: Iterable[str] | None = None) -> list[sqlite3.Row]:
+        """Finished runs (all, or those of ``keys``) with config, seed, weights and provenance."""
+        if keys is None:
+            return self.query("SELECT * FROM runs WHERE status = 'finished' ORDER BY started")
+        keys = list(keys)
+        marks = ",".join("?" * len(keys))
+        return self.query(
+            f"SELECT * FROM runs WHERE status = 'finished' AND key IN ({marks}) ORDER BY started",
+            keys,
+        )
+
+    def find_runs(self, prefix: str) -> list[sqlite3.Row]:
+        """Runs whose key starts with ``prefix`` (what ``llbench runs show KEY`` accepts)."""
+        return self.query(
+            "SELECT * FROM runs WHERE key LIKE ? ORDER BY started", (prefix.replace("%", "") + "%",)
+        )
+
+    def references(self) -> list[sqlite3.Row]:
+        return self.query('SELECT * FROM "references" ORDER BY created')
+
+    def image_values(self, keys: Iterable[str]) -> list[sqlite3.Row]:
+        """``run_key, image, metric, value`` of the images of ``keys`` that finished (status ok),
+        split-level rows excluded."""
+        keys = list(keys)
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        return self.query(
+            f"SELECT s.run_key, s.image, s.metric, s.value FROM scores s "
+            f"JOIN items i ON i.run_key = s.run_key AND i.image = s.image "
+            f"WHERE s.run_key IN ({marks}) AND i.status = 'ok' AND s.value IS NOT NULL "
+            f"AND s.image != ?",
+            [*keys, DATASET_ROW],
+        )
+
+    def split_values(self, keys: Iterable[str]) -> list[sqlite3.Row]:
+        """``run_key, metric, value`` of the split-level scores of ``keys``."""
+        keys = list(keys)
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        return self.query(
+            f"SELECT run_key, metric, value FROM scores WHERE run_key IN ({marks}) AND image = ?",
+            [*keys, DATASET_ROW],
+        )
+
+    def items(self, key: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM items WHERE run_key = ? ORDER BY image", (key,))
+
+    def artifacts(self, key: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM artifacts WHERE run_key = ? ORDER BY kind, path", (key,))
+
+    def score_rows(self, key: str) -> list[sqlite3.Row]:
+        """Every stored score of run ``key`` (``image, metric, value``)."""
+        return self.query(
+            "SELECT image, metric, value FROM scores WHERE run_key = ? ORDER BY image, metric",
+            (key,),
+        )
+
+    def forget_outputs(self, key: str) -> None:
+        """Mark every image of run ``key`` as to be enhanced again (``--force``) while keeping
+        its stored scores: the items go, the scores and the run row stay."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM items WHERE run_key = ?", (key,))
+
+    def restore_scores(self, key: str, rows: Iterable[tuple[str, str, float | None]]) -> None:
+        """Put back ``(image, metric, value)`` scores of run ``key`` that were not recomputed,
+        without replacing values that exist now."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO scores (run_key, image, metric, value) VALUES (?, ?, ?, ?)",
+                [(key, image, metric, value) for image, metric, value in rows],
+            )
+
+    # -- user-study scores (computed by `llbench study score`, read by reports) ---------------
+    def save_study_scores(
+        self,
+        study: str,
+        rows: Iterable[Mapping[str, Any]],
+        settings: Mapping[str, Any],
+        answers_seen: int,
+        pairs: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
+        """Replace the stored global scores (and pairwise differences) of ``study``."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM study_scores WHERE study = ?", (study,))
+            conn.execute("DELETE FROM study_pairs WHERE study = ?", (study,))
+            conn.executemany(
+                "INSERT INTO study_scores (study, condition, kind, score, ci_low, ci_high, unit, "
+                "observers, answers, settings, answers_seen, computed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        study,
+                        r["condition"],
+                        r.get("kind"),
+                        _finite_or_none(r.get("score")),
+                        _finite_or_none(r.get("ci_low")),
+                        _finite_or_none(r.get("ci_high")),
+                        r.get("unit"),
+                        r.get("observers"),
+                        r.get("answers"),
+                        _encode(dict(settings)),
+                        answers_seen,
+                        now,
+                    )
+                    for r in rows
+                ],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO study_pairs (study, a, b, diff, ci_low, ci_high) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        study,
+                        p["a"],
+                        p["b"],
+                        _finite_or_none(p.get("diff")),
+                        _finite_or_none(p.get("ci_low")),
+                        _finite_or_none(p.get("ci_high")),
+                    )
+                    for p in pairs
+                ],
+            )
+
+    def study_scores(self, study: str | None = None) -> list[sqlite3.Row]:
+        if study is None:
+            return self.query("SELECT * FROM study_scores ORDER BY study, score DESC")
+        return self.query(
+            "SELECT * FROM study_scores WHERE study = ? ORDER BY score DESC", (study,)
+        )
+
+    def study_pairs(self, study: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM study_pairs WHERE study = ? ORDER BY a, b", (study,))
 
     # -- reference rows ----------------------------------------------------------------------
     def get_reference(self, key: str) -> sqlite3.Row | None:

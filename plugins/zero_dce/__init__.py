@@ -88,5 +88,6 @@ def register_methods(register):
             default_config=DEFAULT_CONFIG,
             presets=PRESETS,
             official_weights=OFFICIAL_WEIGHTS,
+            training_protocol="sice",
         )
     )

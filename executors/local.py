@@ -1,0 +1,90 @@
+"""The ``local`` executor: a process pool on this machine.
+
+Workers are started with ``spawn`` (no fork of a process holding torch threads) and each gets
+``max(1, cores // workers)`` torch threads, set before torch is imported, so ``--workers 2`` on
+two cores runs two single-threaded workers instead of four competing threads. With one worker
+the tasks run in this process, without a pool. A worker that dies (killed, out of memory) breaks
+the pool: its pending tasks fail with :class:`BrokenProcessPool`, the pool is rebuilt for later
+submissions and the driver retries those shards.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from llbench.api.executors import Executor, Handle
+
+
+def _init_worker(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["LLBENCH_WORKER_THREADS"] = str(threads)
+
+
+class _FutureHandle(Handle):
+    def __init__(self, future: cf.Future):
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self) -> Any:
+        return self.future.result()
+
+    def cancel(self) -> None:
+        self.future.cancel()
+
+
+class _Finished(Handle):
+    def __init__(self, fn: Callable[[Any], Any], arg: Any):
+        try:
+            self._value, self._error = fn(arg), None
+        except Exception as exc:  # noqa: BLE001 - handed back through result()
+            self._value, self._error = None, exc
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        super().__init__(options)
+        cores = int(self.options.get("cores", os.cpu_count() or 1))
+        self.threads = int(self.options.get("threads", max(1, cores // self.workers)))
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None or getattr(self._pool, "_broken", False):
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.threads,),
+            )
+        return self._pool
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Handle:
+        if self.workers == 1:
+            return _Finished(fn, arg)
+        return _FutureHandle(self._get_pool().submit(fn, arg))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "threads_per_worker": self.threads}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
