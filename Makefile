@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py .ci/constraints.
 export PIP_CONSTRAINT := $(CURDIR)/.ci/constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow benchmark lint clean
+.PHONY: install demo test test-slow test-cluster benchmark lint clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Executors on real clusters (Slurm through submitit, Ray); .ci/run installs what they need.
+test-cluster: install
+	$(BIN)/python -m pytest -m "slurm or ray" $(PYTEST_ARGS)
 
 benchmark: install
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only $(PYTEST_ARGS)

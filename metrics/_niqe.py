@@ -36,13 +36,14 @@ import io
 from importlib import resources
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from llbench._lazy import LazyModule, torch  # imported on first use (light plugin loading)
 from llbench.errors import WeightsError
-from llbench.metrics._resize import imresize
-from llbench.metrics.functional import _filter_valid
+from llbench.metrics import functional as _functional
+from llbench.metrics._resize import _resize_dim, resize_rows
+from llbench.metrics.functional import _filter_valid, bands
 
+F = LazyModule("torch.nn.functional")
 BLOCK = 96
 PARAMS_FILE = "niqe_pris_params.npz"
 PARAMS_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
@@ -84,14 +85,14 @@ def params_path():
 def check_params() -> str | None:
     """None when the shipped parameters are present and intact, else what is wrong."""
     try:
-        _load_params_cpu()
+        _params_bytes()
     except WeightsError as exc:
         return str(exc)
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _load_params_cpu() -> tuple[torch.Tensor, torch.Tensor]:
+def _params_bytes() -> bytes:
+    """The shipped file's bytes, sha256-checked (no torch needed, for the availability check)."""
     path = params_path()
     try:
         raw = path.read_bytes()
@@ -106,6 +107,12 @@ def _load_params_cpu() -> tuple[torch.Tensor, torch.Tensor]:
             f"NIQE pristine parameters at {path} have sha256 {digest}, expected {PARAMS_SHA256}: "
             "the file is damaged or was replaced; reinstall llbench"
         )
+    return raw
+
+
+@functools.lru_cache(maxsize=1)
+def _load_params_cpu() -> tuple[torch.Tensor, torch.Tensor]:
+    raw = _params_bytes()
     with np.load(io.BytesIO(raw), allow_pickle=False) as data:
         mu = torch.from_numpy(np.ascontiguousarray(data["mu_pris_param"], dtype=np.float64))
         cov = torch.from_numpy(np.ascontiguousarray(data["cov_pris_param"], dtype=np.float64))
@@ -167,19 +174,30 @@ def _aggd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return alpha, left_std * k, right_std * k
 
 
-def _mscn(img: torch.Tensor) -> torch.Tensor:
-    """Mean-subtracted contrast-normalized coefficients (paper Eq. 1): local mean and variance
-    under the Gaussian window (separable, see :func:`_window_taps`), the image edge replicated."""
+def _mscn(
+    img: torch.Tensor, start: int = 0, stop: int | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Mean-subtracted contrast-normalized coefficients (paper Eq. 1) of rows ``start .. stop-1``
+    of ``img`` (in ``dtype``): local mean and variance under the Gaussian window (separable, see
+    :func:`_window_taps`), the image edge replicated. A band reads the 3 rows on each side it
+    needs (replicated only at the image's own edges), so its coefficients equal those of the
+    whole image."""
     pad = len(_TAPS) // 2
     n, _, h, w = img.shape
-    both = torch.empty((n, 2, h + 2 * pad, w + 2 * pad), dtype=img.dtype, device=img.device)
+    stop = h if stop is None else stop
+    a, b = max(0, start - pad), min(h, stop + pad)
+    top, bottom = pad - (start - a), pad - (b - stop)
+    src = img[..., a:b, :].to(dtype or img.dtype)
+    both = torch.empty(
+        (n, 2, stop - start + 2 * pad, w + 2 * pad), dtype=src.dtype, device=img.device
+    )
     p = both[:, 0:1]
-    p.copy_(F.pad(img, (pad, pad, pad, pad), mode="replicate"))
+    p.copy_(F.pad(src, (pad, pad, top, bottom), mode="replicate"))
     torch.mul(p, p, out=both[:, 1:2])
     stats = _filter_valid(both, _TAPS).mul_(_WINDOW_SUM)
     mu, e2 = stats[:, 0:1], stats[:, 1:2]
-    sigma = e2.sub_(mu.square()).abs_().add_(torch.finfo(img.dtype).eps).sqrt_()
-    return (img - mu).div_(sigma.add_(1.0))
+    sigma = e2.sub_(mu.square()).abs_().add_(torch.finfo(src.dtype).eps).sqrt_()
+    return (src[..., start - a : stop - a, :] - mu).div_(sigma.add_(1.0))
 
 
 def _segments(shift: int) -> list[tuple[slice, slice]]:
@@ -233,15 +251,27 @@ def _mvg(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def niqe_luma(
     y: torch.Tensor, mu_pris: torch.Tensor, cov_pris: torch.Tensor, block: int = BLOCK
 ) -> torch.Tensor:
-    """NIQE of luma levels ``N x 1 x H x W`` (float, 0..255) -> ``(N,)``."""
+    """NIQE of luma levels ``N x 1 x H x W`` (float, 0..255) -> ``(N,)``.
+
+    Large images go through in bands of block rows (each with the rows its window needs), the
+    half-scale image row band by row band, so memory stays bounded; the block features are the
+    same values, in the same order, as for the whole image at once."""
     n, _, h, w = y.shape
     nbh, nbw = h // block, w // block
-    img = y[..., : nbh * block, : nbw * block].to(mu_pris.dtype)
+    dt = mu_pris.dtype
+    img = y[..., : nbh * block, : nbw * block]  # converted to dt band by band
     feats = []
     for scale in (1, 2):
-        feats.append(_block_features(_mscn(img), block // scale))
+        bs = block // scale
+        hh, ww = img.shape[-2:]
+        step = max(1, _functional.TILE_ELEMENTS // (n * bs * ww * 8))  # block rows a band holds
+        parts = []
+        for k in range(0, hh // bs, step):
+            a, b = k * bs, min(hh, (k + step) * bs)
+            parts.append(_block_features(_mscn(img, a, b, dt), bs))
+        feats.append(torch.cat(parts, dim=1))
         if scale == 1:
-            img = imresize(img, (img.shape[-2] // 2, img.shape[-1] // 2))
+            img = _half(img, dt)
     mu_d, cov_d = _mvg(torch.cat(feats, dim=-1))
     bad = ~(torch.isfinite(mu_d).all(dim=1) & torch.isfinite(cov_d).flatten(1).all(dim=1))
     eye = torch.eye(cov_d.shape[-1], dtype=cov_d.dtype, device=cov_d.device)
@@ -251,3 +281,13 @@ def niqe_luma(
     q = (diff.unsqueeze(1) @ inv @ diff.unsqueeze(2)).reshape(n)
     q = torch.sqrt(q)
     return torch.where(bad, torch.full_like(q, float("nan")), q)
+
+
+def _half(img: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+    """MATLAB ``imresize`` of ``img.to(dt)`` to half its size, row band by row band (the same
+    values as :func:`llbench.metrics._resize.imresize` on the whole image)."""
+    n, c, h, w = img.shape
+    out = torch.empty((n, c, h // 2, w // 2), dtype=dt, device=img.device)
+    for a, b in bands(h // 2, n * c * w * 12):
+        out[..., a:b, :] = _resize_dim(resize_rows(img, h // 2, a, b, dt), -1, w // 2, True)
+    return out

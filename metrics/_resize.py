@@ -17,7 +17,11 @@ from __future__ import annotations
 import functools
 import math
 
-import torch
+from llbench._lazy import torch  # imported on first use (light plugin loading)
+
+#: Most values one gather of the general (non-strided) resize holds; wider inputs are resized in
+#: slices along the other dimension, so shrinking a huge image stays within bounded memory.
+_GATHER_ELEMENTS = 1 << 23
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
@@ -85,12 +89,50 @@ def _resize_dim(x: torch.Tensor, dim: int, out_len: int, antialias: bool) -> tor
             out.add_(_every(xp, dim, t, t + stop, step), alpha=wt[t])
         return out
     taps = idx.shape[1]
+    other = -1 if dim == -2 else -2
+    per_col = x.numel() // max(1, x.shape[dim] * x.shape[other]) * out_len * taps
+    chunk = max(1, _GATHER_ELEMENTS // max(1, per_col))
+    if x.shape[other] > chunk:  # bound the gather: the other dimension in slices (same values)
+        parts = [
+            _resize_dim(x.narrow(other, i, min(chunk, x.shape[other] - i)), dim, out_len, antialias)
+            for i in range(0, x.shape[other], chunk)
+        ]
+        return torch.cat(parts, dim=other)
     gathered = x.index_select(dim, idx.flatten().to(x.device))
     gathered = gathered.unflatten(dim, (out_len, taps))  # taps next to the resized dimension
     shape = [1] * gathered.dim()
     shape[dim - 1], shape[dim] = out_len, taps
     wv = w.to(device=x.device, dtype=x.dtype).view(shape)
     return (gathered * wv).sum(dim=dim)
+
+
+def resize_rows(
+    x: torch.Tensor, out_len: int, start: int, stop: int, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Rows ``start .. stop-1`` of ``imresize`` along the rows (dim -2) to ``out_len`` rows
+    (antialiased), reading only the input rows they need (converted to ``dtype``): equal, value
+    for value, to the same rows of :func:`imresize`'s row pass on ``x.to(dtype)`` (the same taps
+    and weights, summed in the same order)."""
+    in_len = x.shape[-2]
+    dtype = dtype or x.dtype
+    if in_len == out_len:
+        return x[..., start:stop, :].to(dtype)
+    idx, w, strided = _weights_cpu(in_len, out_len, True)
+    if strided is not None:
+        step, taps, span = strided
+        sub = span[step * start : step * (stop - 1) + taps]
+        xp = x.index_select(-2, sub.to(x.device)).to(dtype)
+        wt = w[0].tolist()
+        last = step * (stop - start - 1) + 1
+        out = torch.mul(xp[..., 0:last:step, :], wt[0])
+        for t in range(1, taps):
+            out.add_(xp[..., t : t + last : step, :], alpha=wt[t])
+        return out
+    taps = idx.shape[1]
+    gathered = x.index_select(-2, idx[start:stop].flatten().to(x.device)).to(dtype)
+    gathered = gathered.unflatten(-2, (stop - start, taps))
+    wv = w[start:stop].to(device=x.device, dtype=dtype).view(stop - start, taps, 1)
+    return (gathered * wv).sum(dim=-2)
 
 
 def _every(x: torch.Tensor, dim: int, start: int, stop: int, step: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ Tables I-III. Higher is better (the released model predicts CCID2014 MOS, about 
 The authors' MATLAB code (github.com/mtobeiyf/CEIQ, ``CEIQ.m``, MIT licence) defines the
 features exactly; this module reproduces each MATLAB call it makes, batched in torch:
 
-1. ``gImg = rgb2gray(Img)``: :func:`llbench.metrics.functional.matlab_rgb2gray` (uint8).
+1. ``gImg = rgb2gray(Img)``: :func:`llbench.metrics.matlab.matlab_rgb2gray` (uint8).
 2. ``enhancedImg = histeq(gImg)``: MATLAB's default histogram equalisation to 64 levels
    (:func:`matlab_histeq`, a transcription of ``histeq.m``'s
    ``createTransformationToIntensityImage``).
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.api import Metric, MetricSpec
 from llbench.errors import WeightsError
 from llbench.metrics import functional as F
+from llbench.metrics.matlab import matlab_rgb2gray
 
 #: The authors' released model, under the name llbench gives it in the cache.
 MODEL_FILENAME = "ceiq_model-f2c2300a.mat"
@@ -120,7 +120,7 @@ def matlab_builtin_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def ceiq_features(img: torch.Tensor) -> torch.Tensor:
     """The five CEIQ features ``(f1 .. f5)`` of each image of an RGB batch: ``N x 5`` float64."""
     F._check("ceiq", img, min_size=1)
-    gray = F.matlab_rgb2gray(F.to_levels(img))
+    gray = matlab_rgb2gray(F.to_levels(img))
     eq = matlab_histeq(gray)
     f1 = matlab_builtin_ssim(gray, eq)
     numel = gray.shape[-1] * gray.shape[-2]

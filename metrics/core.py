@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import torch
-
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.api import Metric, MetricSpec
 from llbench.metrics import functional as F
 from llbench.metrics.functional import MetricInputError

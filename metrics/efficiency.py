@@ -34,12 +34,14 @@ import math
 import statistics
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from llbench.api import EfficiencyMetric, Method, MetricSpec, hookimpl
+from llbench.api import EfficiencyMetric, MetricSpec, hookimpl
 from llbench.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llbench.api import Method
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 
 DEFAULT_SIZE: tuple[int, int] = (900, 1200)  # H x W: SGZ Table 7's 1200x900 images
 

@@ -47,14 +47,21 @@ The definitions (each registered metric's ``definition`` string says the same):
 * :func:`mse` -- mean squared error on the [0, 1] scale (SGZ's MSE column).
 * :func:`niqe` -- NIQE (Mittal et al., SPL 2013) as pyiqa's ``niqe``; see :mod:`._niqe`.
 * :func:`loe` -- lightness order error (Wang et al., TIP 2013) against the low-light input.
+
+Bounded memory: every metric here works on bands of image rows (with the overlap its windows
+need), sized so one band's working set holds about :data:`TILE_ELEMENTS` values, and accumulates
+per-image sums. Each pixel's value is computed exactly as on the whole image; only the order in
+which the per-pixel terms are summed into the mean changes (float64, so below 1e-12 relative).
+Images of the usual sizes (up to about 1500 x 1000) fit in one band. The MATLAB definitions
+(:func:`ssim_matlab` and its helpers) live in :mod:`llbench.metrics.matlab`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
-import torch
-
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.errors import ImageError
 from llbench.metrics._resize import imresize_uint8
 
@@ -74,18 +81,20 @@ __all__ = [
     "psnr_gtmean",
     "ssim_gtmean",
     "ssim_skimage",
-    "ssim_matlab",
-    "matlab_rgb2gray",
-    "matlab_downsample",
-    "matlab_downsample_factor",
     "mse",
-    "MATLAB_GRAY",
     "niqe",
     "loe",
     "loe_size",
     "PSNR_EPS",
     "PSNR_MAX_DB",
     "LOE_SHORT_SIDE",
+    "TILE_ELEMENTS",
+    "bands",
+    "luma_banded",
+    "mean_square_levels",
+    "ssim_banded",
+    "ssim_map_sum",
+    "gtmean_factor",
 ]
 
 #: Stabilizer added to the MSE on the [0, 1] scale (pyiqa's ``eps``).
@@ -96,6 +105,19 @@ PSNR_MAX_DB = 80.0
 _SSIM_K1, _SSIM_K2, _SSIM_L = 0.01, 0.03, 255.0
 _SSIM_WIN, _SSIM_SIGMA = 11, 1.5
 LOE_SHORT_SIDE = 50
+
+#: Values (batch x channels x rows x columns) one band of rows holds in a metric's largest
+#: working array; the peak working memory of a metric is a small multiple of this (about 100 MB)
+#: on top of its inputs, whatever the image size.
+TILE_ELEMENTS = 1 << 22
+
+
+def bands(rows: int, per_row: int, budget: int | None = None) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` ranges covering ``rows`` output rows, each holding at most ``budget``
+    (default :data:`TILE_ELEMENTS`) values at ``per_row`` values a row (at least one row)."""
+    step = max(1, (budget or TILE_ELEMENTS) // max(1, per_row))
+    for a in range(0, rows, step):
+        yield a, min(rows, a + step)
 
 
 class MetricInputError(ImageError, ValueError):
@@ -151,10 +173,11 @@ def _fmt(t: torch.Tensor) -> str:
     return f"N={n}, {w} x {h} (W x H), {c} channels"
 
 
-def to_levels(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def to_levels(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """8-bit levels 0..255 as a float tensor (exact integers, float32 by default):
     ``round(clamp(x, 0, 1) * 255)`` for float input, the values themselves for uint8 input.
     The caller's tensor is never modified."""
+    dtype = torch.float32 if dtype is None else dtype
     if x.dtype == torch.uint8:
         return x.to(dtype)
     if x.dtype == dtype:
@@ -197,13 +220,21 @@ def _psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
 
 
 # -- PSNR ----------------------------------------------------------------------------------------
+def mean_square_levels(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels and channels of the squared 8-bit level differences, per image (float64),
+    band by band: the differences and squares are exact integers and so are the float64 sums."""
+    n, c, h, w = pred.shape
+    acc = torch.zeros(n, dtype=work_dtype(pred.device), device=pred.device)
+    for a, b in bands(h, n * c * w):
+        d = to_levels(pred[..., a:b, :]).sub_(to_levels(ref[..., a:b, :]))
+        acc += d.square_().sum(dim=(1, 2, 3), dtype=acc.dtype)
+    return acc / (c * h * w)
+
+
 def psnr(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """PSNR in dB over RGB levels (see the module docstring); identical images give 80 dB."""
     _check("psnr", pred, ref)
-    ref = ref.to(pred.device)
-    d = to_levels(pred).sub_(to_levels(ref))  # exact integer differences and squares
-    mse = d.square_().mean(dim=(1, 2, 3), dtype=work_dtype(pred.device))  # float64 accumulation
-    return _psnr_from_mse(mse)
+    return _psnr_from_mse(mean_square_levels(pred, ref.to(pred.device)))
 
 
 def psnr_y(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -212,10 +243,14 @@ def psnr_y(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     ref = ref.to(pred.device)
     # the offset 16 cancels: Y(pred) - Y(ref) = (65.481 dR + 128.553 dG + 24.966 dB) / 255
     dt = work_dtype(pred.device)
-    d = to_levels(pred, dt).sub_(to_levels(ref, dt))
-    dr, dg, db = d.unbind(1)
-    dy = (65.481 * dr + 128.553 * dg + 24.966 * db) / 255.0
-    return _psnr_from_mse(dy.square_().mean(dim=(1, 2)))
+    n, c, h, w = pred.shape
+    acc = torch.zeros(n, dtype=dt, device=pred.device)
+    for a, b in bands(h, n * c * w):
+        d = to_levels(pred[..., a:b, :], dt).sub_(to_levels(ref[..., a:b, :], dt))
+        dr, dg, db = d.unbind(1)
+        dy = (65.481 * dr + 128.553 * dg + 24.966 * db) / 255.0
+        acc += dy.square_().sum(dim=(1, 2))
+    return _psnr_from_mse(acc / (h * w))
 
 
 # -- SSIM ----------------------------------------------------------------------------------------
@@ -244,11 +279,14 @@ def _filter_valid(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
     return res
 
 
-def ssim_levels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM over channels and valid windows of level images ``N x C x H x W`` (float).
+def ssim_map_sum(x: torch.Tensor, y: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+    """Sum over channels and valid windows of the SSIM map of level images ``N x C x H x W``
+    (float), per image.
 
     Local statistics (Eq. 14-16 of Wang et al.) come from one separable filtering of the stacked
-    maps ``x, y, x^2, y^2, xy``; the SSIM map (Eq. 13) is then formed in place.
+    maps ``x, y, x^2, y^2, xy``; the SSIM map (Eq. 13) is then formed in place. ``clamp``: pyiqa's
+    form, luminance times the contrast-structure term clamped at 0; otherwise the unclamped
+    ratio of ``ssim.m``, ``(2 mu_xy + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var sum + C2))``.
     """
     dtype = work_dtype(x.device)
     n, c, h, w = x.shape
@@ -268,27 +306,83 @@ def ssim_levels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     mu_sq = mu1.square_().add_(mu2.square_())  # mu1^2 + mu2^2, in mu1's storage
     var_sum = e11.add_(e22).sub_(mu_sq)  # sigma1^2 + sigma2^2
     cov = e12.sub_(mu12)  # sigma12
+    if not clamp:
+        num = mu12.mul_(2.0).add_(c1).mul_(cov.mul_(2.0).add_(c2))
+        den = mu_sq.add_(c1).mul_(var_sum.add_(c2))
+        return num.div_(den).sum(dim=(1, 2, 3))
     # contrast-structure factor, clamped at 0 as pyiqa does (C3 = C2 / 2 in Eq. 13)
     cs = cov.mul_(2.0).add_(c2).div_(var_sum.add_(c2)).clamp_(min=0.0)
     lum = mu12.mul_(2.0).add_(c1).div_(mu_sq.add_(c1))
-    return lum.mul_(cs).mean(dim=(1, 2, 3))
+    return lum.mul_(cs).sum(dim=(1, 2, 3))
+
+
+def ssim_banded(
+    rows: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+    shape: tuple[int, int, int, int],
+    clamp: bool = True,
+    per_row: int | None = None,
+) -> torch.Tensor:
+    """Mean SSIM of two level images of ``shape = (N, C, H, W)`` given band by band:
+    ``rows(a, b)`` returns both images' rows ``a .. b-1`` (``N x C x (b - a) x W``). Each band
+    holds the rows of a run of output windows plus the 10 rows they share with the next band;
+    ``per_row`` (default ``5 N C W``) is the working memory one row of a band costs ``rows``."""
+    n, c, h, w = shape
+    ho, wo = h - _SSIM_WIN + 1, w - _SSIM_WIN + 1
+    acc = None
+    for a, b in bands(ho, per_row or 5 * n * c * w):
+        x, y = rows(a, b + _SSIM_WIN - 1)
+        part = ssim_map_sum(x, y, clamp)
+        acc = part if acc is None else acc.add_(part)
+    assert acc is not None
+    return acc / (c * ho * wo)
+
+
+def ssim_levels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM over channels and valid windows of level images ``N x C x H x W`` (float)."""
+    return ssim_banded(
+        lambda a, b: (x[..., a:b, :], y[..., a:b, :]),
+        tuple(x.shape),  # type: ignore[arg-type]
+    )
 
 
 def ssim(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """SSIM on rounded luma, as pyiqa's ``ssim`` (see the module docstring)."""
     _check("ssim", pred, ref, min_size=_SSIM_WIN)
     ref = ref.to(pred.device)
-    return ssim_levels(luma_levels(to_levels(pred)), luma_levels(to_levels(ref)))
+    n, _, h, w = pred.shape
+    return ssim_banded(
+        lambda a, b: (
+            luma_levels(to_levels(pred[..., a:b, :])),
+            luma_levels(to_levels(ref[..., a:b, :])),
+        ),
+        (n, 1, h, w),
+    )
 
 
 def ssim_rgb(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """SSIM per R, G, B level channel, averaged (pyiqa's ``ssimc``)."""
     _check("ssim_rgb", pred, ref, min_size=_SSIM_WIN)
     ref = ref.to(pred.device)
-    return ssim_levels(to_levels(pred), to_levels(ref))
+    return ssim_banded(
+        lambda a, b: (to_levels(pred[..., a:b, :]), to_levels(ref[..., a:b, :])),
+        tuple(pred.shape),  # type: ignore[arg-type]
+    )
 
 
 # -- GT-mean variants ----------------------------------------------------------------------------
+def gtmean_factor(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``s = mean(gray(ref)) / mean(gray(pred))`` per image as ``N x 1 x 1 x 1`` (1 where the
+    prediction's grey mean is 0), from the 8-bit levels of ``pred`` and ``ref``, band by band."""
+    dt = work_dtype(pred.device)
+    n, c, h, w = pred.shape
+    sums = torch.zeros((2, n), dtype=dt, device=pred.device)
+    for a, b in bands(h, n * c * w):
+        for i, t in enumerate((pred, ref)):
+            sums[i] += gray_levels(to_levels(t[..., a:b, :], dt)).sum(dim=(1, 2, 3))
+    m_pred, m_ref = (sums / (h * w)).view(2, n, 1, 1, 1)
+    return torch.where(m_pred > 0, m_ref / m_pred.clamp(min=1e-12), torch.ones_like(m_pred))
+
+
 def gtmean_scale(pred_levels: torch.Tensor, ref_levels: torch.Tensor) -> torch.Tensor:
     """``pred_levels`` multiplied by ``mean(gray(ref)) / mean(gray(pred))`` per image and clipped to
     ``[0, 255]`` (unrounded). A prediction with grey mean 0 (all black) is returned unchanged."""
@@ -303,19 +397,34 @@ def psnr_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     _check("psnr_gtmean", pred, ref)
     ref = ref.to(pred.device)
     dt = work_dtype(pred.device)
-    p, r = to_levels(pred, dt), to_levels(ref, dt)
-    d = gtmean_scale(p, r).sub_(r)
-    return _psnr_from_mse(d.square_().mean(dim=(1, 2, 3)))
+    s = gtmean_factor(pred, ref)
+    n, c, h, w = pred.shape
+    acc = torch.zeros(n, dtype=dt, device=pred.device)
+    for a, b in bands(h, n * c * w):
+        p, r = to_levels(pred[..., a:b, :], dt), to_levels(ref[..., a:b, :], dt)
+        d = p.mul_(s).clamp_(0.0, 255.0).sub_(r)
+        acc += d.square_().sum(dim=(1, 2, 3))
+    return _psnr_from_mse(acc / (c * h * w))
+
+
+def _scaled_rows(pred: torch.Tensor, ref: torch.Tensor, luma: bool):
+    dt = work_dtype(pred.device)
+    s = gtmean_factor(pred, ref)
+
+    def rows(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        p, r = to_levels(pred[..., a:b, :], dt), to_levels(ref[..., a:b, :], dt)
+        p = p.mul_(s).clamp_(0.0, 255.0).round_()
+        return (luma_levels(p), luma_levels(r)) if luma else (p, r)
+
+    return rows
 
 
 def ssim_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """SSIM (luma, as :func:`ssim`) of the GT-mean-scaled output rounded to 8-bit levels."""
     _check("ssim_gtmean", pred, ref, min_size=_SSIM_WIN)
     ref = ref.to(pred.device)
-    dt = work_dtype(pred.device)
-    p, r = to_levels(pred, dt), to_levels(ref, dt)
-    scaled = gtmean_scale(p, r).round_()
-    return ssim_levels(luma_levels(scaled), luma_levels(r))
+    n, _, h, w = pred.shape
+    return ssim_banded(_scaled_rows(pred, ref, luma=True), (n, 1, h, w))
 
 
 def ssim_rgb_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -323,29 +432,11 @@ def ssim_rgb_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     levels: the channel-wise SSIM that Retinexformer-style GT-mean tables report."""
     _check("ssim_rgb_gtmean", pred, ref, min_size=_SSIM_WIN)
     ref = ref.to(pred.device)
-    dt = work_dtype(pred.device)
-    p, r = to_levels(pred, dt), to_levels(ref, dt)
-    return ssim_levels(gtmean_scale(p, r).round_(), r)
+    return ssim_banded(_scaled_rows(pred, ref, luma=False), tuple(pred.shape))  # type: ignore[arg-type]
 
 
-# -- SSIM as published elsewhere: scikit-image, MATLAB ssim.m; MSE ------------------------------
-#: MATLAB's ``rgb2gray`` weights: the first row of ``inv(NTSC)``, which its documentation rounds
-#: to 0.2989, 0.5870, 0.1140 (1.3 % of the 2^24 colours round differently with those).
-MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+# -- SSIM as published elsewhere: scikit-image; MSE ---------------------------------------------
 _SK_WIN = 7
-
-
-def matlab_rgb2gray(levels: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``rgb2gray`` of uint8 RGB levels: ``N x 1 x H x W`` float levels 0..255 (integers),
-    ``floor(0.298936 R + 0.587043 G + 0.114021 B + 0.5)`` as MATLAB rounds to uint8.
-
-    Computed in float64 (float32 on MPS), which decides every colour as MATLAB does: no colour lies
-    closer than 4.6e-6 to a rounding tie.
-    """
-    dt = work_dtype(levels.device)
-    r, g, b = levels.to(dt).unbind(1)
-    y = r * MATLAB_GRAY[0] + g * MATLAB_GRAY[1] + b * MATLAB_GRAY[2]
-    return y.add_(0.5).floor_().unsqueeze(1)
 
 
 def _box7_valid(src: torch.Tensor, tmp: torch.Tensor, out: torch.Tensor) -> None:
@@ -372,112 +463,54 @@ def ssim_skimage(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     Window sums of ``x, y, x^2 + y^2, xy`` are exact integers (int32); the numerators
     ``2 * 49^2 * mu_x mu_y``, ``2 * 49 * 48 * cov`` and the variance sum are formed exactly in
     integers; only their ratio is float32 (error well below 1e-6), summed in float64. On CPU one
-    colour plane at a time, so the work stays in cache.
+    colour plane at a time (in bands of rows for large images), so the work stays in cache.
     """
     _check("ssim_skimage", pred, ref, min_size=_SK_WIN)
     ref = ref.to(pred.device)
-    x, y = to_levels(pred), to_levels(ref)
-    n, c, h, w = x.shape
+    n, c, h, w = pred.shape
     planes = n * c
-    x, y = x.reshape(planes, h, w), y.reshape(planes, h, w)
+    x, y = pred.reshape(planes, h, w), ref.reshape(planes, h, w)
     dev, it = x.device, torch.int32
     step = 1 if dev.type == "cpu" else planes
     ho, wo = h - _SK_WIN + 1, w - _SK_WIN + 1
-    ws = torch.empty((4, step, h, w), dtype=it, device=dev)
-    tmp = torch.empty((4, step, h, wo), dtype=it, device=dev)
-    sums = torch.empty((4, step, ho, wo), dtype=it, device=dev)
-    num = torch.empty((4, step, ho, wo), dtype=it, device=dev)
-    ratio = torch.empty((4, step, ho, wo), dtype=torch.float32, device=dev)
     # S = A1 A2 / (B1 B2); with sums s: A1 = 2 (p + c1/2) / 49^2, A2 = 2 (q + c2/2) / (49 * 48),
     # B1 = (m + c1) / 49^2, B2 = (v + c2) / (49 * 48), c1 = 49^2 C1, c2 = 49 * 48 C2
     c1 = 49.0 * 49.0 * (_SSIM_K1 * _SSIM_L) ** 2
     c2 = 49.0 * 48.0 * (_SSIM_K2 * _SSIM_L) ** 2
-    out = torch.empty(planes, dtype=work_dtype(dev), device=dev)
+    out = torch.zeros(planes, dtype=work_dtype(dev), device=dev)
     for s in range(0, planes, step):
-        xs, ys, qs, xys = ws.unbind(0)
-        xs.copy_(x[s : s + step])
-        ys.copy_(y[s : s + step])
-        torch.mul(xs, xs, out=qs).addcmul_(ys, ys)
-        torch.mul(xs, ys, out=xys)
-        _box7_valid(ws, tmp, sums)
-        sx, sy, sq, sxy = sums.unbind(0)
-        p, m, q, v = num.unbind(0)
-        torch.mul(sx, sy, out=p)  # 49^2 mu_x mu_y
-        torch.mul(sx, sx, out=m).addcmul_(sy, sy)  # 49^2 (mu_x^2 + mu_y^2)
-        torch.mul(sxy, 49, out=q).sub_(p)  # 49 * 48 cov_xy
-        torch.mul(sq, 49, out=v).sub_(m)  # 49 * 48 (var_x + var_y)
-        ratio.copy_(num)
-        fp, fm, fq, fv = ratio.unbind(0)
-        fp.add_(c1 / 2).mul_(fq.add_(c2 / 2))
-        fm.add_(c1).mul_(fv.add_(c2))
-        out[s : s + step] = fp.div_(fm).sum(dim=(-2, -1), dtype=out.dtype)
+        k = min(step, planes - s)
+        for a, b in bands(ho, 4 * k * w):
+            rows = b - a + _SK_WIN - 1
+            ws = torch.empty((4, k, rows, w), dtype=it, device=dev)
+            tmp = torch.empty((4, k, rows, wo), dtype=it, device=dev)
+            sums = torch.empty((4, k, b - a, wo), dtype=it, device=dev)
+            num = torch.empty((4, k, b - a, wo), dtype=it, device=dev)
+            ratio = torch.empty((4, k, b - a, wo), dtype=torch.float32, device=dev)
+            xs, ys, qs, xys = ws.unbind(0)
+            xs.copy_(to_levels(x[s : s + k, a : a + rows]))
+            ys.copy_(to_levels(y[s : s + k, a : a + rows]))
+            torch.mul(xs, xs, out=qs).addcmul_(ys, ys)
+            torch.mul(xs, ys, out=xys)
+            _box7_valid(ws, tmp, sums)
+            sx, sy, sq, sxy = sums.unbind(0)
+            p, m, q, v = num.unbind(0)
+            torch.mul(sx, sy, out=p)  # 49^2 mu_x mu_y
+            torch.mul(sx, sx, out=m).addcmul_(sy, sy)  # 49^2 (mu_x^2 + mu_y^2)
+            torch.mul(sxy, 49, out=q).sub_(p)  # 49 * 48 cov_xy
+            torch.mul(sq, 49, out=v).sub_(m)  # 49 * 48 (var_x + var_y)
+            ratio.copy_(num)
+            fp, fm, fq, fv = ratio.unbind(0)
+            fp.add_(c1 / 2).mul_(fq.add_(c2 / 2))
+            fm.add_(c1).mul_(fv.add_(c2))
+            out[s : s + k] += fp.div_(fm).sum(dim=(-2, -1), dtype=out.dtype)
     return (out * (4.0 / (ho * wo))).reshape(n, c).mean(dim=1)
-
-
-def matlab_downsample_factor(h: int, w: int) -> int:
-    """``f = max(1, round(min(H, W) / 256))`` of Wang's ``ssim.m`` (MATLAB rounds halves up)."""
-    return max(1, math.floor(min(h, w) / 256 + 0.5))
-
-
-def _symmetric_index(size: int, f: int, device: torch.device) -> torch.Tensor:
-    """Rows ``i - a + j`` (``i = 0, f, 2f, ...``, ``j < f``, ``a = (f - 1) // 2``, MATLAB's kernel
-    centre ``floor((f + 1) / 2)``) reflected into ``0..size-1`` as 'symmetric' padding does."""
-    start = torch.arange(0, size, f, device=device).unsqueeze(1) - (f - 1) // 2
-    t = start + torch.arange(f, device=device)
-    t = torch.where(t < 0, -t - 1, t)
-    return torch.where(t >= size, 2 * size - 1 - t, t)
-
-
-def matlab_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
-    """``imfilter(x, ones(f) / f^2, 'symmetric', 'same')`` then ``x(1:f:end, 1:f:end)``, the
-    low-pass and decimation of ``ssim.m``: each kept pixel is the mean of an f x f block."""
-    if f == 1:
-        return x
-    h, w = x.shape[-2:]
-    ri, ci = _symmetric_index(h, f, x.device), _symmetric_index(w, f, x.device)
-    rows = x[..., ri.flatten(), :].unflatten(-2, tuple(ri.shape)).sum(dim=-2)
-    blocks = rows[..., ci.flatten()].unflatten(-1, tuple(ci.shape)).sum(dim=-1)
-    return blocks / float(f * f)
-
-
-def ssim_matlab(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """SSIM as Wang et al.'s reference MATLAB ``ssim.m`` (2009 version) on
-    ``rgb2gray`` of the 8-bit images: grey = :func:`matlab_rgb2gray`; both downsampled by
-    ``f = max(1, round(min(H, W) / 256))`` (:func:`matlab_downsample`; f = 2 for 600 x 400);
-    11 x 11 Gaussian window (sigma 1.5), K = (0.01, 0.03), L = 255, 'valid' windows, population
-    statistics, no clamping (Eq. 13 of Wang et al., TIP 2004); mean of the SSIM map.
-    Needs at least 11 x 11 pixels after the downsampling."""
-    _check("ssim_matlab", pred, ref, min_size=_SSIM_WIN)
-    ref = ref.to(pred.device)
-    h, w = pred.shape[-2:]
-    f = matlab_downsample_factor(h, w)
-    if min(h // f + (h % f > 0), w // f + (w % f > 0)) < _SSIM_WIN:
-        raise MetricInputError(
-            f"ssim_matlab: {w} x {h} (W x H) downsampled by {f} is smaller than the 11 x 11 window"
-        )
-    dt = work_dtype(pred.device)
-    g1 = matlab_downsample(matlab_rgb2gray(to_levels(pred)).to(dt), f)
-    g2 = matlab_downsample(matlab_rgb2gray(to_levels(ref)).to(dt), f)
-    taps = _gaussian_taps(_SSIM_WIN, _SSIM_SIGMA)
-    stack = torch.cat([g1, g2, g1 * g1, g2 * g2, g1 * g2], dim=1)
-    mu1, mu2, e11, e22, e12 = _filter_valid(stack, taps).unbind(1)
-    mu12 = mu1 * mu2
-    mu_sq = mu1.square_().add_(mu2.square_())
-    var_sum = e11.add_(e22).sub_(mu_sq)
-    cov = e12.sub_(mu12)
-    c1 = (_SSIM_K1 * _SSIM_L) ** 2
-    c2 = (_SSIM_K2 * _SSIM_L) ** 2
-    num = mu12.mul_(2.0).add_(c1).mul_(cov.mul_(2.0).add_(c2))
-    den = mu_sq.add_(c1).mul_(var_sum.add_(c2))
-    return num.div_(den).mean(dim=(1, 2))
 
 
 def mse(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Mean squared error on the [0, 1] scale over all pixels and RGB channels of each image."""
     _check("mse", pred, ref)
-    ref = ref.to(pred.device)
-    d = to_levels(pred).sub_(to_levels(ref))
-    return d.square_().mean(dim=(1, 2, 3), dtype=work_dtype(pred.device)) / (255.0 * 255.0)
+    return mean_square_levels(pred, ref.to(pred.device)) / (255.0 * 255.0)
 
 
 # -- NIQE ----------------------------------------------------------------------------------------
@@ -496,7 +529,16 @@ def niqe(
     dtype = work_dtype(pred.device)
     if params is None:
         params = _niqe.pristine_params(pred.device, dtype)
-    return _niqe.niqe_luma(luma_levels(to_levels(pred)).to(dtype), *params)
+    return _niqe.niqe_luma(luma_banded(pred), *params)
+
+
+def luma_banded(pred: torch.Tensor) -> torch.Tensor:
+    """:func:`luma_levels` of ``to_levels(pred)`` (``N x 1 x H x W`` float32), band by band."""
+    n, c, h, w = pred.shape
+    out = torch.empty((n, 1, h, w), dtype=torch.float32, device=pred.device)
+    for a, b in bands(h, n * c * w):
+        out[..., a:b, :] = luma_levels(to_levels(pred[..., a:b, :]))
+    return out
 
 
 # -- LOE -----------------------------------------------------------------------------------------
@@ -509,8 +551,12 @@ def loe_size(h: int, w: int, short_side: int = LOE_SHORT_SIDE) -> tuple[int, int
     return max(1, math.floor(h * r + 0.5)), max(1, math.floor(w * r + 0.5))
 
 
-def _lightness_small(levels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    light = levels.amax(dim=1)  # N x H x W, lightness = max of R, G, B
+def _lightness_small(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    dt = work_dtype(img.device)
+    n, c, h, w = img.shape
+    light = torch.empty((n, h, w), dtype=dt, device=img.device)
+    for a, b in bands(h, n * c * w):  # lightness = max of R, G, B levels
+        light[:, a:b] = to_levels(img[..., a:b, :], dt).amax(dim=1)
     if tuple(light.shape[-2:]) != size:
         light = imresize_uint8(light, size)
     return light.flatten(1).long()
@@ -546,9 +592,8 @@ def loe(
     low = low.to(pred.device)
     h, w = pred.shape[-2:]
     size = (h, w) if short_side is None else loe_size(h, w, short_side)
-    dt = work_dtype(pred.device)
-    le = _lightness_small(to_levels(pred, dt), size)  # enhanced
-    li = _lightness_small(to_levels(low, dt), size)  # input
+    le = _lightness_small(pred, size)  # enhanced
+    li = _lightness_small(low, size)  # input
     n, m = li.shape
     offsets = torch.arange(n, device=li.device).unsqueeze(1) * 65536
     flat = (offsets + li * 256 + le).flatten()

@@ -52,8 +52,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.api import Metric, MetricSpec, hookimpl
 from llbench.errors import WeightsError
 from llbench.io import weights as W
@@ -214,7 +213,7 @@ def _pi_available() -> str | None:
 
 
 # -- builders: each returns a callable images -> (N,) ---------------------------------------------
-Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+Scorer = Callable[["torch.Tensor", "torch.Tensor | None"], "torch.Tensor"]
 
 
 def _build_nrqm(device: torch.device) -> torch.nn.Module:
@@ -225,21 +224,30 @@ def _build_nrqm(device: torch.device) -> torch.nn.Module:
     return NRQM(pretrained_model_path=str(p["NRQM_model.mat"]))
 
 
-class _PI(torch.nn.Module):
-    """pyiqa's ``PI``, built from explicit file paths: ``((10 - NRQM) + NIQE) / 2``."""
+def _pi_module(nrqm_path: Path, niqe_path: Path) -> torch.nn.Module:
+    """pyiqa's ``PI`` from explicit file paths (the class is made here: torch loads on use)."""
 
-    def __init__(self, nrqm_path: Path, niqe_path: Path):
-        super().__init__()
-        from pyiqa.archs.niqe_arch import NIQE
-        from pyiqa.archs.nrqm_arch import NRQM
+    class PI(torch.nn.Module):
+        """pyiqa's ``PI``, built from explicit file paths: ``((10 - NRQM) + NIQE) / 2``."""
 
-        self.nrqm = NRQM(crop_border=4, color_space="ycbcr", pretrained_model_path=str(nrqm_path))
-        self.niqe = NIQE(crop_border=4, color_space="ycbcr", pretrained_model_path=str(niqe_path))
+        def __init__(self, nrqm_path: Path, niqe_path: Path):
+            super().__init__()
+            from pyiqa.archs.niqe_arch import NIQE
+            from pyiqa.archs.nrqm_arch import NRQM
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nrqm = self.nrqm(x).reshape(-1).to(torch.float64)
-        niqe = self.niqe(x).reshape(-1).to(torch.float64)
-        return 0.5 * ((10.0 - nrqm) + niqe)
+            self.nrqm = NRQM(
+                crop_border=4, color_space="ycbcr", pretrained_model_path=str(nrqm_path)
+            )
+            self.niqe = NIQE(
+                crop_border=4, color_space="ycbcr", pretrained_model_path=str(niqe_path)
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            nrqm = self.nrqm(x).reshape(-1).to(torch.float64)
+            niqe = self.niqe(x).reshape(-1).to(torch.float64)
+            return 0.5 * ((10.0 - nrqm) + niqe)
+
+    return PI(nrqm_path, niqe_path)
 
 
 def _build_pi(device: torch.device) -> torch.nn.Module:
@@ -248,7 +256,7 @@ def _build_pi(device: torch.device) -> torch.nn.Module:
         raise WeightsError(f"pi: {missing}")
     p = W.require("pi")
     import_pyiqa()
-    return _PI(p["NRQM_model.mat"], _niqe_mat_path())
+    return _pi_module(p["NRQM_model.mat"], _niqe_mat_path())
 
 
 def _build_musiq(device: torch.device) -> torch.nn.Module:

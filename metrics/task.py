@@ -25,8 +25,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import torch
-
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.api import DatasetMetric, MetricSpec, hookimpl
 from llbench.errors import DatasetError, LLBenchError
 

@@ -8,7 +8,7 @@ column-by-column mapping of every seed paper's tables to these names is in ``doc
   (7 x 7 uniform window, sample covariance, mean over R, G, B): the SSIM of Zero-DCE's evaluation
   and of SKF Table 1 (Zero-DCE on LOL: 0.562). :func:`llbench.metrics.functional.ssim_skimage`.
 * ``ssim_matlab`` -- Wang et al.'s reference ``ssim.m`` on MATLAB ``rgb2gray``, with its automatic
-  downsampling (f = 2 on LOL's 600 x 400). :func:`llbench.metrics.functional.ssim_matlab`.
+  downsampling (f = 2 on LOL's 600 x 400). :func:`llbench.metrics.matlab.ssim_matlab`.
 * ``mse`` -- mean squared error on [0, 1] (SGZ Tables 2, 3, 6).
 * ``ceiq`` -- Yan et al.'s contrast quality score with the authors' SVR (:mod:`.ceiq`); needs
   the released model file in the cache.
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import torch
-
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.api import Metric, MetricSpec, hookimpl
 from llbench.metrics import functional as F
+from llbench.metrics import matlab as MATLAB
 from llbench.metrics.functional import MetricInputError
 
 __all__ = ["SSIMSkimage", "SSIMMatlab", "MSE", "DEFINITIONS", "variant_specs", "register_metrics"]
@@ -55,10 +55,10 @@ class SSIMSkimage(_FullReference):
 
 
 class SSIMMatlab(_FullReference):
-    """Wang et al.'s ``ssim.m`` on ``rgb2gray`` (:func:`llbench.metrics.functional.ssim_matlab`)."""
+    """Wang et al.'s ``ssim.m`` on ``rgb2gray`` (:func:`llbench.metrics.matlab.ssim_matlab`)."""
 
     name = "ssim_matlab"
-    fn = staticmethod(F.ssim_matlab)
+    fn = staticmethod(MATLAB.ssim_matlab)
 
 
 class MSE(_FullReference):

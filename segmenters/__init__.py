@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
+from llbench._lazy import LazyModule, torch  # imported on first use (light plugin loading)
 from llbench.api import Segmenter, SegmenterSpec, hookimpl
 from llbench.errors import WeightsError
 from llbench.io import weights as W
+
+F = LazyModule("torch.nn.functional")
 
 VOC_CLASSES: tuple[str, ...] = (
     "background",
@@ -143,7 +143,7 @@ def build_segmenter(
 
 @hookimpl
 def register_segmenters(register, home, data_root):
-    from llbench.segmenters.tiny import TINY_CLASSES
+    from llbench.segmenters.labels import CHECKPOINT, PASCAL_CONTEXT_59, TINY_CLASSES
 
     for name, summary in [
         ("deeplabv3-resnet50", "torchvision DeepLabV3-ResNet50, COCO with VOC labels (21)"),
@@ -159,16 +159,25 @@ def register_segmenters(register, home, data_root):
                 version="tv-coco-voc-v1",
             )
         )
-    from llbench.segmenters import hrnet
+
+    def hrnet_unavailable() -> str | None:
+        from llbench.segmenters import hrnet
+
+        return hrnet.unavailable()
+
+    def hrnet_build(device):
+        from llbench.segmenters import hrnet
+
+        return hrnet.HRNetSegmenter(device)
 
     register(
         SegmenterSpec(
             name="hrnet-w48-pascal-context",
-            build=lambda device: hrnet.HRNetSegmenter(device),
+            build=hrnet_build,
             summary="HRNetV2-W48 (HRNet authors' release), PASCAL-Context (59); SKF's semantic "
-            f"knowledge bank; needs {hrnet.CHECKPOINT} in $TORCH_HOME/hub/checkpoints",
-            classes=hrnet.PASCAL_CONTEXT_59,
-            available=hrnet.unavailable,
+            f"knowledge bank; needs {CHECKPOINT} in $TORCH_HOME/hub/checkpoints",
+            classes=PASCAL_CONTEXT_59,
+            available=hrnet_unavailable,
             version="hrnet-official-v1",
         )
     )

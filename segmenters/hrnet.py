@@ -49,24 +49,15 @@ from torch import nn
 
 from llbench.api import Segmentation, Segmenter
 from llbench.errors import WeightsError
+from llbench.segmenters import labels
 
-CHECKPOINT = "hrnet_w48_pascal_context_cls59_480x480.pth"
-SOURCE = "https://github.com/HRNet/HRNet-Semantic-Segmentation (branch pytorch-v1.1, README: PASCAL-Context, HRNetV2-W48, 59 classes)"
+CHECKPOINT, SOURCE = labels.CHECKPOINT, labels.SOURCE
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALIGN_CORNERS = True
 WIDTHS = (48, 96, 192, 384)
 
-#: The 59 PASCAL-Context classes in the label order of the official ``pascal_ctx.py``.
-PASCAL_CONTEXT_59: tuple[str, ...] = (
-    "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book",
-    "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth",
-    "computer", "cow", "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food",
-    "grass", "ground", "horse", "keyboard", "light", "motorbike", "mountain", "mouse", "person",
-    "plate", "platform", "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign",
-    "sky", "snow", "sofa", "table", "track", "train", "tree", "truck", "tvmonitor", "wall",
-    "water", "window", "wood",
-)  # fmt: skip
+PASCAL_CONTEXT_59 = labels.PASCAL_CONTEXT_59  # the 59 classes, official label order
 
 
 def _bn(c: int) -> nn.BatchNorm2d:

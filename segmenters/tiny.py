@@ -30,8 +30,8 @@ from torch import nn
 
 from llbench.api import Segmenter
 from llbench.errors import DatasetError, WeightsError
+from llbench.segmenters.labels import TINY_CLASSES  # light: shared with registration
 
-TINY_CLASSES: tuple[str, ...] = ("background", "disc", "box", "triangle", "bar")
 IGNORE = 255
 
 

@@ -679,7 +679,7 @@ def test_limits_from_the_environment(tmp_path, monkeypatch):
 def test_writing_stops_within_a_chunk_of_the_limit(tmp_path, monkeypatch):
     # Should the declared sizes be wrong, the bytes written are counted too: with the listing
     # check switched off, a 16 MiB member against a 1 MiB limit stops after 1 MiB + one chunk.
-    from llbench.io import download as dl
+    from llbench.io import extract as dl
 
     monkeypatch.setattr(dl._Budget, "declare", lambda self, n: None)
     seen = []

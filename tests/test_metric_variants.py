@@ -12,6 +12,7 @@ import torch
 
 from llbench.io.images import read_image
 from llbench.metrics import functional as M
+from llbench.metrics import matlab as MM
 from llbench.metrics.functional import MetricInputError
 
 skm = pytest.importorskip("skimage.metrics")
@@ -130,13 +131,13 @@ def _np_ssim_m(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize(("hw", "f"), [((40, 52), 1), ((384, 395), 2), ((641, 650), 3)])
 def test_ssim_matlab_matches_a_numpy_transcription_of_ssim_m(hw, f):
-    assert M.matlab_downsample_factor(*hw) == f
+    assert MM.matlab_downsample_factor(*hw) == f
     rng = np.random.default_rng(hw[0])
     base = rng.integers(0, 256, (hw[0] // 8 + 1, hw[1] // 8 + 1, 3)).astype(np.float64)
     smooth = np.kron(base, np.ones((8, 8, 1)))[: hw[0], : hw[1]]  # structure at every scale
     a = np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).round().astype(np.uint8)
     b = np.clip(smooth * 0.7 + rng.normal(0, 8, smooth.shape), 0, 255).round().astype(np.uint8)
-    got = M.ssim_matlab(_t(a), _t(b)).item()
+    got = MM.ssim_matlab(_t(a), _t(b)).item()
     assert got == pytest.approx(_np_ssim_m(a, b), abs=1e-9)
 
 
@@ -146,14 +147,14 @@ def test_ssim_matlab_hand_computed_flat_images():
     b = torch.full((1, 3, 16, 20), 50 / 255.0)
     c1 = (0.01 * 255) ** 2
     want = (2 * 100 * 50 + c1) / (100**2 + 50**2 + c1)  # 0.800104...
-    assert M.ssim_matlab(a, b).item() == pytest.approx(want, rel=1e-12)
-    assert M.ssim_matlab(a, a).item() == pytest.approx(1.0, abs=1e-12)
+    assert MM.ssim_matlab(a, b).item() == pytest.approx(want, rel=1e-12)
+    assert MM.ssim_matlab(a, a).item() == pytest.approx(1.0, abs=1e-12)
 
 
 def test_matlab_rgb2gray_by_hand():
     rgb = torch.tensor([[255, 0, 0], [0, 255, 0], [0, 0, 255], [0, 3, 217], [255, 255, 255]])
     levels = rgb.T.reshape(1, 3, 1, 5).float()
-    got = M.matlab_rgb2gray(levels).flatten().tolist()
+    got = MM.matlab_rgb2gray(levels).flatten().tolist()
     # 76.2287 -> 76, 149.6960 -> 150, 29.0753 -> 29, 26.5037 -> 27 (the documented rounded
     # weights 0.2989/0.5870/0.1140 give 26.499 -> 26 here), 255
     assert got == [76.0, 150.0, 29.0, 27.0, 255.0]
@@ -164,18 +165,18 @@ def test_matlab_rgb2gray_by_hand():
     [((400, 600), 2), ((383, 1000), 1), ((384, 384), 2), ((640, 700), 3), ((10, 10), 1)],
 )
 def test_matlab_downsample_factor(hw, f):
-    assert M.matlab_downsample_factor(*hw) == f
+    assert MM.matlab_downsample_factor(*hw) == f
 
 
 def test_matlab_downsample_by_hand():
     x = torch.arange(25, dtype=torch.float64).reshape(1, 1, 5, 5)  # x[i, j] = 5 i + j
-    got = M.matlab_downsample(x, 2)[0, 0]
+    got = MM.matlab_downsample(x, 2)[0, 0]
     # f = 2: the mean of rows/cols i, i+1 at i = 0, 2, 4; row/col 5 mirrors row/col 4
     want = torch.tensor([[3.0, 5.0, 6.5], [13.0, 15.0, 16.5], [20.5, 22.5, 24.0]])
     assert torch.equal(got, want.double())
     x3 = torch.arange(16, dtype=torch.float64).reshape(1, 1, 4, 4)
     # f = 3: windows i-1..i+1 at i = 0, 3; row -1 mirrors row 0, row 4 mirrors row 3
-    got3 = M.matlab_downsample(x3, 3)[0, 0]
+    got3 = MM.matlab_downsample(x3, 3)[0, 0]
     r = [(0 + 0 + 1) / 3, (2 + 3 + 3) / 3]
     want3 = torch.tensor([[4 * a + b for b in r] for a in r], dtype=torch.float64)
     assert torch.allclose(got3, want3, atol=1e-12)
@@ -183,7 +184,7 @@ def test_matlab_downsample_by_hand():
 
 def test_ssim_matlab_too_small_after_downsampling():
     with pytest.raises(MetricInputError, match="at least 11 x 11"):
-        M.ssim_matlab(torch.zeros(1, 3, 10, 40), torch.zeros(1, 3, 10, 40))
+        MM.ssim_matlab(torch.zeros(1, 3, 10, 40), torch.zeros(1, 3, 10, 40))
 
 
 # -- mse -------------------------------------------------------------------------------------------

@@ -320,7 +320,7 @@ def test_pwcmp_prior_reproduces_pw_scale_on_pwcmp_example_data(scene):
 
 
 def test_pwcmp_prior_gradient_and_formula_on_a_small_matrix():
-    from llbench.study.thurstone import _pwcmp_objective
+    from llbench.study.priors import _pwcmp_objective
 
     counts = np.array([[0, 3, 0], [1, 0, 4], [0, 0, 0]], dtype=float)  # 2>3 unanimous
     q = np.array([0.3, -0.2, -0.4])

@@ -29,6 +29,7 @@ from llbench.api.specs import (
     ExecutorSpec,
     MethodSpec,
     MetricSpec,
+    PublishedValue,
     SegmenterSpec,
     WeightsRef,
 )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from llbench.api.annotators import AnnotationContext, Annotator, Label, Pair
     from llbench.api.backbones import VGGFeatures, backbone_file
     from llbench.api.datasets import Dataset, DatasetStatus, Sample
+    from llbench.api.executors import Executor, Handle
     from llbench.api.features import DecoderSite, transform_site
     from llbench.api.methods import Method, TrainableMethod, TrainContext, load_state_dict_file
     from llbench.api.metrics import DatasetMetric, EfficiencyMetric, Metric
@@ -62,6 +64,8 @@ _LAZY = {
     "Phase": "training",
     "run_phases": "training",
     "paired_items": "training",
+    "Executor": "executors",
+    "Handle": "executors",
     "VGGFeatures": "backbones",
     "backbone_file": "backbones",
     "Annotator": "annotators",
@@ -80,6 +84,9 @@ __all__ = [
     "MetricSpec",
     "SegmenterSpec",
     "WeightsRef",
+    "PublishedValue",
+    "Executor",
+    "Handle",
     "hookimpl",
     "hookspec",
     "Method",

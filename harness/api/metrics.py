@@ -14,9 +14,9 @@ import abc
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from llbench.api.methods import Method
 
 
@@ -26,6 +26,8 @@ class Metric(abc.ABC):
     def __init__(
         self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None
     ):
+        import torch  # here, so that registering metrics does not import torch
+
         self.device = torch.device(device)
         self.options = dict(options or {})
 
@@ -45,6 +47,8 @@ class DatasetMetric(abc.ABC):
     def __init__(
         self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None
     ):
+        import torch  # here, so that registering metrics does not import torch
+
         self.device = torch.device(device)
         self.options = dict(options or {})
 
@@ -78,6 +82,8 @@ class EfficiencyMetric(abc.ABC):
     def __init__(
         self, device: torch.device | str = "cpu", options: Mapping[str, Any] | None = None
     ):
+        import torch  # here, so that registering metrics does not import torch
+
         self.device = torch.device(device)
         self.options = dict(options or {})
 

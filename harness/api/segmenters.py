@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-import torch
+from llbench._lazy import torch  # imported on first use (light plugin loading)
 
 
 @dataclass

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from llbench import paths
 from llbench.errors import LLBenchError
@@ -42,18 +44,37 @@ def state(ctx: click.Context) -> CliState:
     return obj
 
 
+__all__ = ["CliState", "ErrorHandlingGroup", "console", "err_console", "escape", "fail", "state"]
+
+
 def fail(message: str, code: int = 2) -> None:
-    """Print an actionable error and exit without a traceback."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print an actionable error and exit without a traceback.
+
+    The message is printed as plain text: brackets in it (``llbench[video]``, a config section
+    ``[uss]``, a file name ``a[1].png``) are never read as rich markup.
+    """
+    err_console.print(Text.assemble(("error:", "bold red"), " ", str(message)), highlight=False)
     sys.exit(code)
 
 
+#: Exit code of a command that stopped to wait for people (labels of a human-in-the-loop stage).
+WAITING_EXIT_CODE = 3
+
+
 class ErrorHandlingGroup(click.Group):
-    """A click group that turns :class:`LLBenchError` into a one-line error and exit code 2."""
+    """A click group that turns :class:`LLBenchError` into a one-line error and exit code 2,
+    and :class:`~llbench.errors.WaitingForInput` into a ``waiting:`` note and exit code 3."""
 
     def invoke(self, ctx: click.Context):
+        from llbench.errors import WaitingForInput
+
         try:
             return super().invoke(ctx)
+        except WaitingForInput as exc:
+            err_console.print(
+                Text.assemble(("waiting:", "bold yellow"), " ", str(exc)), highlight=False
+            )
+            sys.exit(WAITING_EXIT_CODE)
         except LLBenchError as exc:
             fail(str(exc))
 

@@ -7,7 +7,7 @@ import time
 import click
 from rich.table import Table
 
-from llbench.cli.common import ErrorHandlingGroup, console, state
+from llbench.cli.common import ErrorHandlingGroup, console, escape, state
 from llbench.errors import ConfigError
 
 
@@ -30,17 +30,17 @@ def list_cmd(ctx: click.Context) -> None:
     for spec in get_host().registry("segmenter"):
         missing = spec.available()
         if missing:
-            status = f"[red]unavailable:[/] {missing}"
+            status = f"[red]unavailable:[/] {escape(str(missing))}"
         elif spec.name == "tiny-seg":
             path = tiny_seg_path(st.home)
             status = (
-                f"[green]trained[/] ({path})"
+                f"[green]trained[/] ({escape(str(path))})"
                 if path.is_file()
                 else "[yellow]not trained yet[/] (trained on first use)"
             )
         else:
             status = "[green]available[/]"
-        t.add_row(spec.name, str(len(spec.classes)), status, spec.summary)
+        t.add_row(escape(spec.name), str(len(spec.classes)), status, escape(spec.summary))
     console.print(t)
 
 
@@ -93,5 +93,6 @@ def train_cmd(name: str, dataset: str, steps: int | None, seed: int, device: str
     task._SEGMENTERS.pop(("tiny-seg", str(dev)), None)
     console.print(
         f"tiny-seg trained on {dataset} in {time.perf_counter() - t0:.1f} s "
-        f"(final loss {last.get('loss', float('nan')):.4f}) -> {path}"
+        f"(final loss {last.get('loss', float('nan')):.4f}) -> {path}",
+        markup=False,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from llbench.cli.common import ErrorHandlingGroup, console, err_console, state
+from llbench.cli.common import ErrorHandlingGroup, console, err_console, escape, state
 from llbench.errors import LLBenchError
 
 
@@ -84,7 +84,7 @@ def create(ctx, name, methods, dataset, images, seed, split, mode, title, copy_f
     items = StudyStore(home).items(name)
     src = st.source
     console.print(
-        f"created {st.kind} study [bold]{st.name}[/]: {len(items)} items per participant "
+        f"created {st.kind} study [bold]{escape(st.name)}[/]: {len(items)} items per participant "
         f"({len(src['contents'])} images x "
         + (
             f"{len(src['methods']) * (len(src['methods']) - 1) // 2} pairs"
@@ -94,9 +94,9 @@ def create(ctx, name, methods, dataset, images, seed, split, mode, title, copy_f
         + ")"
     )
     for m, key in src["runs"].items():
-        console.print(f"  {m}: run {key}")
-    console.print(f"  images in {st.image_dir}")
-    console.print(f"next: llbench study serve {name}")
+        console.print(f"  {m}: run {key}", markup=False)
+    console.print(f"  images in {st.image_dir}", markup=False)
+    console.print(f"next: llbench study serve {name}", markup=False)
 
 
 @study.command()
@@ -124,10 +124,10 @@ def serve(ctx, name, host, port) -> None:
         loopback = host == "localhost"
     if not loopback:
         err_console.print(
-            f"[yellow]warning:[/] listening on {host}: anyone who can reach this address can "
+            f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach this address can "
             "take part. Use a trusted network."
         )
-    console.print(f"serving study [bold]{name}[/] at {server.url}  (Ctrl-C to stop)")
+    console.print(f"serving study [bold]{escape(name)}[/] at {server.url}  (Ctrl-C to stop)")
 
     def _stop(signum, frame):  # SIGTERM (service managers, containers) stops like Ctrl-C
         raise KeyboardInterrupt
@@ -276,29 +276,49 @@ def score(
             kind, title, out_dir = st.kind, f"User study: {name}", st.folder / "results"
     for w in caught:
         if issubclass(w.category, DisconnectedWarning):
-            err_console.print(f"[yellow]warning:[/] {w.message}")
+            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
 
+    if name is not None:  # kept for `llbench report`, with the settings that made it
+        from llbench.reports.studies import store_study_result
+        from llbench.study.store import StudyStore
+
+        settings = {
+            "reference": reference,
+            "n_bootstrap": n_bootstrap,
+            "ci": ci,
+            "seed": seed,
+            "prior": prior,
+            "exclude": sorted(exclude),
+        }
+        store_study_result(home, name, kind, result, settings, StudyStore(home).count_answers(name))
     frame = result.to_frame().sort_values("score", ascending=False)
     unit = "JOD" if kind == "pairwise" else "MOS"
     pct = f"{round(result.ci * 100)}%"
-    t = Table(title=f"{name or Path(csv_path).name}: global scores ({unit}, {pct} CI)")
+    t = Table(title=f"{escape(name or Path(csv_path).name)}: global scores ({unit}, {pct} CI)")
     for col in ("condition", "score", "ci_low", "ci_high"):
         t.add_column(col, justify="left" if col == "condition" else "right")
     extra = "comparisons" if kind == "pairwise" else "ratings"
     t.add_column(extra, justify="right")
     for r in frame.itertuples():
         t.add_row(
-            str(r.condition), _fmt(r.score), _fmt(r.ci_low), _fmt(r.ci_high), str(getattr(r, extra))
+            escape(str(r.condition)),
+            _fmt(r.score),
+            _fmt(r.ci_low),
+            _fmt(r.ci_high),
+            str(getattr(r, extra)),
         )
     console.print(t)
     if isinstance(result, ScalingResult):
         console.print(
             f"{result.n_observers} observers, {result.n_trials} answers; anchor {result.anchor}; "
             f"prior {result.prior}; {result.n_bootstrap} bootstrap samples over "
-            f"{result.bootstrap_unit}; Kendall's u = {_fmt(result.agreement_u)}"
+            f"{result.bootstrap_unit}; Kendall's u = {_fmt(result.agreement_u)}",
+            markup=False,
         )
         if not result.connected:
-            console.print(f"components: {' | '.join(', '.join(c) for c in result.components)}")
+            console.print(
+                f"components: {' | '.join(', '.join(c) for c in result.components)}", markup=False
+            )
     else:
         console.print(
             f"{result.n_observers} observers, {int(result.n_ratings.sum())} ratings; "
@@ -310,12 +330,12 @@ def score(
         for col in obs.columns:
             ot.add_column(col, justify="left" if col == "observer" else "right")
         for r in obs.itertuples(index=False):
-            ot.add_row(*[_cell(v) for v in r])
+            ot.add_row(*[escape(_cell(v)) for v in r])
         console.print(ot)
         flagged = obs.loc[obs["outlier"], "observer"].tolist()
         if flagged:
             console.print(
-                f"[yellow]possible outliers:[/] {', '.join(flagged)} "
+                f"[yellow]possible outliers:[/] {escape(', '.join(map(str, flagged)))} "
                 "(rescore with --exclude to leave them out)"
             )
 
@@ -324,16 +344,16 @@ def score(
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(output, index=False)
-        console.print(f"wrote {output}")
+        console.print(f"wrote {output}", markup=False)
         if obs is not None and not obs.empty:
             obs_path = Path(output).with_name(Path(output).stem + "_observers.csv")
             obs.to_csv(obs_path, index=False)
-            console.print(f"wrote {obs_path}")
+            console.print(f"wrote {obs_path}", markup=False)
     if figure is None and out_dir is not None:
         figure = out_dir / "scores.png"
     if figure is not None:
         p = plot_scores(frame, figure, title=title, unit=unit)
-        console.print(f"wrote {p}")
+        console.print(f"wrote {p}", markup=False)
 
 
 @study.command()
@@ -356,7 +376,7 @@ def export(ctx, name, output) -> None:
         answers_frame(home, name).to_csv(sys.stdout, index=False)
         return
     path = export_csv(home, name, output or st.folder / "results" / "answers.csv")
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path}", markup=False)
 
 
 def _when(t: float | None) -> str:
@@ -383,10 +403,10 @@ def status(ctx, name) -> None:
             t.add_column(col)
         for s in studies:
             t.add_row(
-                s.name,
+                escape(s.name),
                 s.kind,
                 str(len(sstore.items(s.name))),
-                ", ".join(sstore.conditions(s.name)),
+                escape(", ".join(sstore.conditions(s.name))),
                 str(len(sstore.participants(s.name))),
                 str(sstore.count_answers(s.name)),
                 _when(s.created),
@@ -396,12 +416,13 @@ def status(ctx, name) -> None:
     s = sstore.require_study(name)
     total = len(sstore.items(name))
     console.print(
-        f"study [bold]{s.name}[/] ({s.kind}), {total} items, seed {s.seed}, "
-        f"conditions: {', '.join(sstore.conditions(name))}"
+        f"study [bold]{escape(s.name)}[/] ({s.kind}), {total} items, seed {s.seed}, "
+        f"conditions: {escape(', '.join(sstore.conditions(name)))}"
     )
     if s.source.get("from") == "runs":
         console.print(
-            f"from runs on {s.source['dataset']} ({s.source['split']}), images {s.source['images']}"
+            f"from runs on {s.source['dataset']} ({s.source['split']}), images {s.source['images']}",
+            markup=False,
         )
     parts = sstore.participants(name)
     if not parts:
@@ -413,7 +434,7 @@ def status(ctx, name) -> None:
     for p in parts:
         spent = int(sstore.elapsed(name, p["participant"]))
         t.add_row(
-            p["participant"],
+            escape(str(p["participant"])),
             f"{p['answered']} / {total}",
             f"{100 * p['answered'] / max(total, 1):.0f}%",
             f"{spent // 60}:{spent % 60:02d}",

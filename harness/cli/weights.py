@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from llbench.cli.common import ErrorHandlingGroup, console
+from llbench.cli.common import ErrorHandlingGroup, console, escape
 from llbench.io import weights as W
 
 
@@ -34,13 +34,15 @@ def list_cmd(names: tuple[str, ...]) -> None:
             ", ".join(users),
             "[green]present[/]" if present else "[red]missing[/]",
             wf.hash_status(),
-            str(wf.path()),
-            wf.url,
+            escape(str(wf.path())),
+            escape(wf.url),
         )
     console.print(t)
     for name in names or sorted(W.PACKAGES):
         for mod, pip in W.missing_packages(name):
-            console.print(f"{name} also needs the Python package {pip} (import {mod})")
+            console.print(
+                f"{name} also needs the Python package {pip} (import {mod})", markup=False
+            )
 
 
 @weights.command("import")
@@ -50,7 +52,9 @@ def import_cmd(files: tuple[str, ...]) -> None:
     for p in W.import_files(files):
         check = "hash verified" if p.verified else "no published hash; format checked"
         console.print(
-            f"{p.file.filename} -> {p.dest} ({check}; sha256 {p.sha256})", highlight=False
+            f"{p.file.filename} -> {p.dest} ({check}; sha256 {p.sha256})",
+            highlight=False,
+            markup=False,
         )
 
 
@@ -62,8 +66,10 @@ def fetch_cmd(names: tuple[str, ...], force: bool) -> None:
     for name in names:
         placed = W.fetch(name, force=force)
         if not placed:
-            console.print(f"{name}: all files already present")
+            console.print(f"{name}: all files already present", markup=False)
         for p in placed:
             console.print(
-                f"{name}: {p.file.filename} -> {p.dest} (sha256 {p.sha256})", highlight=False
+                f"{name}: {p.file.filename} -> {p.dest} (sha256 {p.sha256})",
+                highlight=False,
+                markup=False,
             )

@@ -49,6 +49,7 @@ class RunPlan:
     options: dict[str, Any] = field(default_factory=dict)
     train_dataset: DatasetSpec | None = None
     train_data: Dataset | None = None
+    source_hash: str | None = None
 
     @property
     def training_spec(self) -> DatasetSpec:
@@ -65,11 +66,13 @@ class RunPlan:
 
     def key(self, weights_hash: str | None) -> str:
         """The run key: a hash of what determines the outputs (not the metrics, which can be
-        added later without enhancing again)."""
+        added later without enhancing again), including the hash of the method plugin's source
+        files (:func:`plugin_source_hash`), so changed code never reuses old outputs."""
         return hash_json(
             {
                 "method": self.method.name,
                 "method_version": self.method.version,
+                "method_source": self.source_hash,
                 "config": self.config,
                 "dataset": self.dataset.name,
                 "dataset_version": self.dataset.version,
@@ -174,6 +177,7 @@ def plan_run(
         options=options,
         train_dataset=tspec,
         train_data=tdata,
+        source_hash=plugin_source_hash(mspec, host),
     )
 
 
@@ -218,6 +222,63 @@ def _applicability(spec: MetricSpec, dspec: DatasetSpec) -> str | None:
         return "it needs reference images and the dataset is unpaired"
     if "masks" in spec.needs and not dspec.masks:
         return "it needs segmentation masks and the dataset has none"
+    return None
+
+
+_SOURCE_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def plugin_source_hash(spec: MethodSpec, host: PluginHost | None = None) -> str | None:
+    """sha256 over the Python source files of the package that defines a method plugin.
+
+    The package is the one of the module the plugin registered through (its entry point), or,
+    for a plugin registered in process, of the module that defines ``spec.build``; a plain
+    module counts alone. Every ``*.py`` file below the package's folder is hashed (path and
+    content, in sorted order; data files such as ``published.toml`` are not), each file's digest
+    cached by path, modification time and size, so a plan costs a few ``stat`` calls. Code the
+    plugin imports from other packages is not covered: bump ``MethodSpec.version`` for that.
+    None when the source cannot be found (a method defined in ``__main__``).
+    """
+    root = _plugin_root(spec, host)
+    if root is None:
+        return None
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for f in files:
+        if "__pycache__" in f.parts:
+            continue
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        ck = (str(f), st.st_mtime_ns, st.st_size)
+        h = _SOURCE_CACHE.get(ck)
+        if h is None:
+            h = hashlib.sha256(f.read_bytes()).hexdigest()
+            _SOURCE_CACHE[ck] = h
+        digest.update(f"{f.relative_to(root.parent)}\0{h}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _plugin_root(spec: MethodSpec, host: PluginHost | None) -> Path | None:
+    import sys
+
+    modules = []
+    if host is not None:
+        try:
+            info = host.infos.get(host.registry("method").origin(spec.name))
+        except Exception:  # noqa: BLE001 - an unknown origin falls back to build's module
+            info = None
+        if info is not None and info.module:
+            modules.append(info.module)
+    modules.append(getattr(spec.build, "__module__", None))
+    for name in modules:
+        mod = sys.modules.get(name) if name else None
+        file = getattr(mod, "__file__", None)
+        if not file:
+            continue
+        path = Path(file).resolve()
+        return path.parent if path.name == "__init__.py" else path
     return None
 
 

@@ -30,7 +30,7 @@ from llbench.engine.training import seed_everything, train
 from llbench.engine.weights import Weights, load_weights
 from llbench.pluginhost.host import PluginHost, get_host
 from llbench.progress import Progress
-from llbench.store.database import Store
+from llbench.store.database import DATASET_ROW, Store
 
 
 @dataclass
@@ -137,12 +137,15 @@ def _execute(
 ) -> RunResult:
     out_dir = plan.out_dir(key)
     existing = store.get_run(key)
+    kept: list[tuple[str, str, float | None]] = []
+    hashes: dict[str, str | None] = {}
     if force and existing is not None:
-        store.delete_run(key)
+        kept, hashes = prepare_force(plan, store, key, host)
         shutil.rmtree(out_dir, ignore_errors=True)
-        existing = None
+        existing = store.get_run(key)
     if (
-        existing is not None
+        not force
+        and existing is not None
         and existing["status"] == "finished"
         and set(plan.metric_names) <= store.scored_metrics(key)
     ):
@@ -174,6 +177,8 @@ def _execute(
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.finish_run(key, status, error=f"{type(exc).__name__}: {exc}")
         raise
+    if kept:
+        restore_after_force(store, key, kept, hashes)
     failures = [r for r in store.done_items(key).values() if r["error"]]
     store.finish_run(
         key,
@@ -182,6 +187,42 @@ def _execute(
         error=f"{len(failures)} image(s) failed" if failures else None,
     )
     return summarise(store, plan, key, reused=False)
+
+
+def prepare_force(
+    plan: RunPlan, store: Store, key: str, host: PluginHost
+) -> tuple[list[tuple[str, str, float | None]], dict[str, str | None]]:
+    """``--force`` on a stored run: every image is enhanced again and scored with the asked
+    metrics and with every other metric the run has stored that can run here, so no stored
+    score is deleted without being recomputed. Scores of metrics that cannot run here are
+    returned, to be put back for images whose output came out identical
+    (:func:`restore_after_force`)."""
+    hashes = {r["image"]: r["sha256"] for r in store.done_items(key).values()}
+    stored = store.score_rows(key)
+    registry = host.registry("metric")
+    asked = set(plan.metric_names)
+    for name in sorted({r["metric"] for r in stored} - asked):
+        if name in registry and registry.get(name).available() is None:
+            plan.metrics.append(registry.get(name))
+    recomputed = set(plan.metric_names)
+    kept = [(r["image"], r["metric"], r["value"]) for r in stored if r["metric"] not in recomputed]
+    store.forget_outputs(key)
+    return kept, hashes
+
+
+def restore_after_force(
+    store: Store,
+    key: str,
+    kept: list[tuple[str, str, float | None]],
+    hashes: dict[str, str | None],
+) -> None:
+    """Put back the scores :func:`prepare_force` could not recompute, for images whose output
+    has the same sha256 as before (split-level ones when every output is unchanged)."""
+    now = {r["image"]: r["sha256"] for r in store.done_items(key).values()}
+    same = {img for img, h in hashes.items() if h is not None and now.get(img) == h}
+    all_same = bool(hashes) and same == set(hashes) == set(now)
+    back = [(img, m, v) for img, m, v in kept if img in same or (img == DATASET_ROW and all_same)]
+    store.restore_scores(key, back)
 
 
 def obtain_weights(

@@ -80,6 +80,7 @@ def training_for(plan: RunPlan) -> Training:
         {
             "method": spec.name,
             "version": spec.version,
+            "source": plan.source_hash,
             "config": plan.config,
             "dataset": dspec.name,
             "manifest": manifest,

@@ -146,6 +146,16 @@ FILES: dict[str, WeightFile] = {
             "f2c2300a",
             "CEIQ SVR (LIBSVM epsilon-SVR, linear) trained on CCID2014; Yan, Li, Fu; MIT",
         ),
+        WeightFile(
+            "hrnet_w48_pascal_context_cls59_480x480.pth",
+            "https://github.com/HRNet/HRNet-Semantic-Segmentation#pascal-context "
+            "(the authors' OneDrive/Baidu links; no stable URL or hash published)",
+            "checkpoints",
+            "torch",
+            None,
+            None,
+            "HRNetV2-W48 trained on PASCAL-Context (59 classes), SKF's semantic knowledge bank",
+        ),
         _tv("vgg16-397923af.pth", "torchvision VGG-16, ImageNet (perceptual losses)"),
         _tv("vgg19-dcbb9e9d.pth", "torchvision VGG-19, ImageNet (perceptual losses)"),
         _tv(
@@ -191,6 +201,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "deeplabv3-resnet50": ("deeplabv3_resnet50_coco-cd0a2569.pth",),
     "fcn-resnet50": ("fcn_resnet50_coco-1167a1af.pth",),
     "ceiq": ("ceiq_model-f2c2300a.mat",),
+    "hrnet-w48-pascal-context": ("hrnet_w48_pascal_context_cls59_480x480.pth",),
     "vgg16": ("vgg16-397923af.pth",),
     "vgg19": ("vgg19-dcbb9e9d.pth",),
 }
@@ -434,6 +445,11 @@ def fetch(name: str, force: bool = False) -> list[Placed]:
     for wf in files_for(name):
         if wf.present() and not force:
             continue
+        if " " in wf.url:  # no direct link published: say where to get it and where it goes
+            raise WeightsError(
+                f"{wf.filename} has no direct download: get it from {wf.url}, then "
+                f"`llbench weights import FILE` (it goes to {wf.path()})"
+            )
         tmp_dir = folder_path(wf.folder if wf.hf_repo is None else f"hf:{wf.hf_repo}")
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f".{wf.filename}.download"

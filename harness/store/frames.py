@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -148,11 +149,16 @@ def scores_frame(
     latest: bool = True,
 ) -> pd.DataFrame:
     """Every stored score in long form: ``method, dataset, split, run_key, image, metric, value``
-    (image ``*`` for split-level values), for the same runs :func:`results` summarizes."""
+    (image ``*`` for split-level values), then what identifies each run (``seed, preset, limit,
+    weights_kind, weights_hash, train_dataset``), for the same runs :func:`results` summarizes.
+    Reference rows (no run) have those columns empty."""
     summary = results(methods, datasets, metrics, home=home, latest=latest)
     cols = ["method", "dataset", "split", "run_key", "image", "metric", "value"]
     if summary.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(
+            columns=cols
+            + ["seed", "preset", "limit", "weights_kind", "weights_hash", "train_dataset"]
+        )
     runs = summary.drop_duplicates("run_key")[["run_key", "method", "dataset", "split"]]
     keys = list(runs["run_key"])
     store = Store(paths.home(home))
@@ -170,28 +176,95 @@ def scores_frame(
     if metrics:
         rows = rows[rows["metric"].isin(list(metrics))]
     out = rows.merge(runs, on="run_key")[cols]
+    info = runs_frame(home=home)
+    extra = ["seed", "preset", "limit", "weights_kind", "weights_hash", "train_dataset"]
+    if not info.empty:
+        info = info.rename(columns={"key": "run_key"})[["run_key", *extra]]
+        out = out.merge(info, on="run_key", how="left")
+    else:
+        for c in extra:
+            out[c] = None
+    out = out[cols + extra]
     return out.sort_values(["dataset", "method", "image", "metric"]).reset_index(drop=True)
 
 
+RUN_COLUMNS = [
+    "key",
+    "method",
+    "dataset",
+    "split",
+    "status",
+    "n_images",
+    "n_failed",
+    "seed",
+    "preset",
+    "limit",
+    "weights_kind",
+    "weights",
+    "weights_hash",
+    "train_dataset",
+    "train_key",
+    "config",
+    "started",
+    "finished",
+    "error",
+    "device",
+    "done",
+]
+
+
+def run_fields(row: Mapping[str, Any], home: Path) -> dict[str, Any]:
+    """What identifies a stored run beyond its key, parsed from its row and provenance:
+    ``seed, preset, limit, weights_kind`` (``none``, ``official``, ``trained``, ``file``),
+    ``weights``, ``weights_hash``, ``train_dataset``, ``train_key``, ``config`` (a dict)."""
+    prov = _json(row["provenance"])
+    training = prov.get("training") or {}
+    weights = row["weights"] or prov.get("weights")
+    if training:
+        kind = "trained"
+    elif not weights:
+        kind = "none"
+    elif Path(weights).parent == paths.cache_dir(home) / "weights" / row["method"]:
+        kind = "official"
+    else:
+        kind = "file"
+    return {
+        "seed": row["seed"] if row["seed"] is not None else prov.get("seed"),
+        "preset": prov.get("preset"),
+        "limit": prov.get("limit"),
+        "weights_kind": kind,
+        "weights": weights,
+        "weights_hash": row["weights_hash"] or prov.get("weights_hash"),
+        "train_dataset": training.get("dataset"),
+        "train_key": training.get("key"),
+        "train_manifest": training.get("train_manifest"),
+        "config": _json(row["config"]),
+        "device": prov.get("device"),
+        "provenance": prov,
+    }
+
+
 def runs_frame(*, home: str | Path | None = None) -> pd.DataFrame:
-    """All runs with status, counts and times."""
-    store = Store(paths.home(home))
-    rows = [
-        dict(r)
-        for r in store.query(
-            "SELECT key, method, dataset, split, status, n_images, n_failed, seed, started, finished, "
-            "error, provenance FROM runs ORDER BY started"
-        )
-    ]
-    for r in rows:
-        prov = json.loads(r.pop("provenance") or "{}")
-        r["device"] = prov.get("device")
+    """All runs with status, counts, times and what identifies them (:func:`run_fields`)."""
+    home_dir = paths.home(home)
+    store = Store(home_dir)
+    rows = []
+    for row in store.query("SELECT * FROM runs ORDER BY started"):
+        r = dict(row)
+        fields = run_fields(row, home_dir)
+        prov = fields.pop("provenance")
+        r.update(fields)
+        r.pop("provenance", None)
         if r["status"] == "running" and _dead(prov.get("host"), prov.get("pid")):
             r["status"] = "interrupted"  # the process that ran it is gone; rerun to resume
         r["done"] = store.query(
             "SELECT COUNT(*) AS n FROM items WHERE run_key = ? AND status = 'ok'", (r["key"],)
         )[0]["n"]
-    return pd.DataFrame(rows)
+        rows.append(r)
+    if not rows:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    frame = pd.DataFrame(rows)
+    return frame[RUN_COLUMNS + [c for c in frame.columns if c not in RUN_COLUMNS]]
 
 
 def training_log(*, home: str | Path | None = None) -> pd.DataFrame:
@@ -225,9 +298,18 @@ def _dead(host: str | None, pid: int | None) -> bool:
     return False
 
 
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _filter(df: pd.DataFrame, methods, datasets) -> pd.DataFrame:
+    """Rows of the named methods and datasets; names match case-insensitively."""
     if methods:
-        df = df[df["method"].isin(list(methods))]
+        df = df[df["method"].str.lower().isin([m.lower() for m in methods])]
     if datasets:
-        df = df[df["dataset"].isin(list(datasets))]
+        df = df[df["dataset"].str.lower().isin([d.lower() for d in datasets])]
     return df

@@ -107,6 +107,7 @@ def register_methods(register):
             "for Low-Light Image Enhancement, CVPR 2020",
             supervision="paired",
             trains=True,
+            training_protocol="lol",
             default_config=DEFAULT_CONFIG,
             presets=PRESETS,
             official_weights=OFFICIAL_WEIGHTS,

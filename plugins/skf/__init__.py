@@ -197,6 +197,7 @@ def skf_method_spec(
     paper: str = PAPER,
     overrides: Mapping[str, Any] | None = None,
     quick_segmenter: str = "tiny-seg",
+    training_protocol: str | None = "lol",
 ) -> MethodSpec:
     """A :class:`MethodSpec` for ``<base>`` with SKF: register it from any plugin's
     ``register_methods`` hook. ``base`` is the registered name of the base method; presets of
@@ -213,6 +214,7 @@ def skf_method_spec(
         paper=paper,
         supervision="paired",
         trains=True,
+        training_protocol=training_protocol,
         default_config=skf_defaults(base_defaults, **dict(overrides or {})),
         presets=presets,
     )
