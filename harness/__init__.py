@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = [
     "run",
+    "run_grid",
     "score",
     "results",
     "report",
@@ -29,6 +30,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from llbench.engine.enhancing import enhance_files as enhance
+    from llbench.engine.grid import run_grid
     from llbench.engine.runner import run
     from llbench.engine.scoring import score
     from llbench.engine.weights import build_method
@@ -36,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _LAZY = {
     "run": ("llbench.engine.runner", "run"),
+    "run_grid": ("llbench.engine.grid", "run_grid"),
     "score": ("llbench.engine.scoring", "score"),
     "results": ("llbench.store.frames", "results"),
     "enhance": ("llbench.engine.enhancing", "enhance_files"),

@@ -10,7 +10,7 @@ format; :func:`llbench.reports.paper.build_paper_table` does the same in a seed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ def build_report(
     table = table_from_rows(rows, sel.columns, dirs, baseline=base, intervals=intervals)
     frame = long_frame(sel.rows)
     table.notes.extend(sel.notes)
-    table.notes.extend(_failure_notes(frame, home, sel))
+    table.notes.extend(_failure_notes(frame, home, sel, methods, datasets))
     return Report(table, rows, sel.columns, frame, sel.notes, base, pub)
 
 
@@ -376,13 +376,27 @@ def long_frame(rows: Sequence[Row]) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=cols)
 
 
-def _failure_notes(frame: pd.DataFrame, home, sel: Selection) -> list[str]:
+def _failure_notes(
+    frame: pd.DataFrame,
+    home,
+    sel: Selection,
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+) -> list[str]:
+    """Notes on failed images and metrics of the runs shown, and on runs in which every image
+    failed (they have no scores, so no row: the note says why they are missing)."""
     runs = runs_frame(home=home)
-    if frame.empty:
-        return failure_notes(frame, runs.iloc[0:0] if not runs.empty else None)
+    if runs.empty:
+        return failure_notes(frame, None)
+    wanted = pd.Series(True, index=runs.index)
+    if methods:
+        wanted &= runs["method"].str.lower().isin({m.lower() for m in methods})
+    if datasets:
+        wanted &= runs["dataset"].str.lower().isin({d.lower() for d in datasets})
     shown = {r.method for r in sel.rows}
-    if not runs.empty:
-        runs = runs[runs["method"].isin(shown) | runs["key"].isin(set(frame["run_key"]))]
+    keys = set(frame["run_key"]) if not frame.empty and "run_key" in frame else set()
+    everything_failed = wanted & (runs["n_failed"].fillna(0) >= runs["n_images"].fillna(1))
+    runs = runs[runs["method"].isin(shown) | runs["key"].isin(keys) | everything_failed]
     return failure_notes(frame, runs)
 
 
@@ -424,7 +438,35 @@ def report_figures(
                     log, out_dir / f"training.{fmt}", smooth=5, labels=labels or None
                 )
             )
+    written += plugin_figures(measured, out_dir, home=home, fmt=fmt, host=host, keys=labels)
     return written
+
+
+def plugin_figures(
+    measured: pd.DataFrame,
+    out_dir: Path,
+    *,
+    home: str | Path | None,
+    fmt: str,
+    host: PluginHost | None,
+    keys: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Figures plugins draw from their trainings (the ``report_figures`` hook)."""
+    from llbench import paths
+    from llbench.pluginhost.host import get_host
+    from llbench.store.database import Store
+
+    home_dir = paths.home(home)
+    methods = set(measured["method"]) if "method" in measured else set()
+    rows = Store(home_dir).query("SELECT key, method, dataset, status FROM trainings")
+    wanted = (lambda r: r["key"] in keys) if keys else (lambda r: r["method"] in methods)
+    trainings = [{**dict(r), "workdir": home_dir / "train" / r["key"]} for r in rows if wanted(r)]
+    if not trainings:
+        return []
+    host = host or get_host(home_dir)
+    host.build()
+    drawn = host.pm.hook.report_figures(trainings=trainings, out_dir=Path(out_dir), fmt=fmt)
+    return [Path(p) for result in drawn for p in (result or [])]
 
 
 def training_labels(rows: Sequence[Row]) -> dict[str, str]:

@@ -402,3 +402,48 @@ def test_lime_denoise_with_bm3d():
 
     assert rough(den) < rough(plain.enhanced)
     assert method.provenance()["denoise"] == "bm3d"
+
+
+# --- lime solvers (issue 20) -------------------------------------------------------------------
+def _natural_dark(h: int = 120, w: int = 160) -> torch.Tensor:
+    from skimage import data
+    from skimage.transform import resize
+
+    img = resize(data.astronaut(), (h, w), anti_aliasing=True)
+    return torch.from_numpy(img).permute(2, 0, 1)[None].float().mul(0.25)
+
+
+def test_lime_nested_dissection_is_a_permutation_with_separators_last():
+    from llbench.plugins.lime import solvers
+
+    for h, w in ((1, 1), (1, 9), (7, 5), (40, 61)):
+        order = solvers.nested_dissection(h, w)
+        assert sorted(order.tolist()) == list(range(h * w))
+    order = solvers.nested_dissection(40, 61)
+    assert set(order[-40:].tolist()) == {r * 61 + 30 for r in range(40)}  # the first cut
+
+
+def test_lime_direct_orderings_agree_and_cg_is_within_a_level():
+    low = _natural_dark()
+    t_hat = lime.initial_illumination(low)[0].double().numpy()
+    nd = lime.refine_illumination(t_hat, solver="direct")
+    mmd = lime.refine_illumination(t_hat, solver="direct-mmd")
+    np.testing.assert_allclose(nd, mmd, atol=1e-10)
+    exact = build("lime", solver="direct").enhance(low)
+    cg = build("lime", solver="cg").enhance(low)
+    assert (cg - exact).abs().max() < 1 / 255
+    assert (cg * 255).round().sub((exact * 255).round()).abs().max() <= 1
+
+
+def test_lime_solver_config_is_checked():
+    from llbench.errors import ConfigError
+    from llbench.plugins.lime import solvers
+
+    assert solvers.resolve_solver("auto", "cuda") == "cg"
+    assert solvers.resolve_solver("auto", "cpu") == "direct"
+    with pytest.raises(ConfigError, match="solver must be one of"):
+        build("lime", solver="umfpack")
+    with pytest.raises(ConfigError, match="cg_tol"):
+        build("lime", cg_tol=0)
+    with pytest.raises(ConfigError, match="did not reach"):
+        build("lime", solver="cg", cg_max_iter=3).enhance(_natural_dark(40, 50))

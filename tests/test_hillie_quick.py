@@ -43,6 +43,13 @@ def test_quick_run_five_stages_figures_and_ranker_metric(home):
     for name in ("fig3_scores.png", "fig5_accuracy.png", "table3.md", "fig10_stage1.png"):
         assert (figs / name).is_file(), name
     assert (figs / "table3.md").read_text().count("| g(") == 5
+    # the same figures through `llbench report --figures` (the plugins' report_figures hook)
+    out = runner.invoke(
+        cli, ["--home", str(home), "report", "--method", "hillie", "--figures", str(home / "rf")]
+    )
+    assert out.exit_code == 0, out.output
+    drawn = {p.name for p in (home / "rf").rglob("*") if p.parent.name.startswith("hillie-")}
+    assert {"fig3_scores.png", "fig5_accuracy.png", "table3.md", "fig10_stage1.png"} <= drawn
     out = runner.invoke(cli, ["--home", str(home), "hillie", "export-ranker", "--run", result.key])
     assert out.exit_code == 0, out.output
     assert (home / "weights" / "hillie-ranker.pt").is_file()

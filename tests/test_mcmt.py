@@ -327,6 +327,13 @@ def test_ablation_config_files_match_table_2():
         assert all((g.lam is not None) == cfg["layer_attention"] for g in net.groups)
 
 
+def test_ablation_config_lookup():
+    assert mcmt.ablation_config("mrn_plus") == mcmt.CONFIG_DIR / "mrn_plus.toml"
+    assert mcmt.ablation_config("rn.toml").is_file()
+    with pytest.raises(ConfigError, match="known: crnet, crnet_10pct"):
+        mcmt.ablation_config("nope")
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ConfigError, match="patch_size"):
         _method("crnet", patch_size=8)

@@ -51,3 +51,13 @@ def register_annotators(register, home, data_root):
 def register_commands(cli):
     """Add commands or command groups to the ``llbench`` click group ``cli``
     (``@cli.command()`` / ``cli.add_command(group)``)."""
+
+
+@hookspec
+def report_figures(trainings, out_dir, fmt):
+    """Draw a plugin's own figures for ``llbench report --figures``; return the files written.
+
+    ``trainings``: one dict per training behind the report's rows (``key``, ``method``,
+    ``dataset``, ``status``, ``workdir``: its folder under ``<home>/train/``); ``out_dir``: the
+    figures folder; ``fmt``: ``png``, ``svg`` or ``pdf``. HiLLIE draws its stage figures here.
+    """

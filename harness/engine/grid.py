@@ -25,7 +25,7 @@ from llbench.engine.claims import HOLDER, holding
 from llbench.engine.execute import Job, pending, record, score_split
 from llbench.engine.plan import RunPlan, plan_run
 from llbench.engine.references import record_references
-from llbench.engine.runner import RunResult, plugin_origin, run_provenance, summarise
+from llbench.engine.runner import RunResult, run_provenance, start_run_row, summarise
 from llbench.engine.training import (
     Training,
     finished,
@@ -331,38 +331,9 @@ def _start(cell: Cell, store: Store, host: PluginHost, force: bool) -> None:
     if force and existing is not None:
         store.delete_run(key)
         existing = None
-    meth_prov = {"built_by": "worker"}
-    store.start_run(
-        key,
-        method=plan.method.name,
-        dataset=plan.dataset.name,
-        split=plan.split,
-        n_images=len(plan.samples),
-        config=plan.config,
-        seed=plan.seed,
-        weights=str(cell.weights.path) if cell.weights.path else None,
-        weights_hash=cell.weights.sha256,
-        manifest_hash=plan.manifest_hash,
-        out_dir=str(plan.out_dir(key).relative_to(plan.home)),
-        provenance={
-            **run_provenance(plan, _NoMethod(meth_prov), cell.weights, host),
-            "plugin": plugin_origin(host, "method", plan.method.name),
-        },
-        started=time.time() if existing is None else existing["started"],
-    )
-    if cell.weights.path is not None:
-        kind = "trained-weights" if cell.weights.training else "weights"
-        store.add_artifact(key, kind, str(cell.weights.path), cell.weights.sha256)
-
-
-class _NoMethod:
-    """The driver does not build the method; workers do (their provenance is the weights')."""
-
-    def __init__(self, prov: dict):
-        self._prov = prov
-
-    def provenance(self) -> dict:
-        return self._prov
+    # the driver does not build the method: workers do (the weights identify it)
+    provenance = run_provenance(plan, {"built_by": "worker"}, cell.weights, host)
+    start_run_row(store, plan, key, cell.weights, provenance, existing)
 
 
 def _me() -> tuple[str, int]:

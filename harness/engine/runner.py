@@ -150,24 +150,9 @@ def _execute(
         and set(plan.metric_names) <= store.scored_metrics(key)
     ):
         return summarise(store, plan, key, reused=True)
-    store.start_run(
-        key,
-        method=plan.method.name,
-        dataset=plan.dataset.name,
-        split=plan.split,
-        n_images=len(plan.samples),
-        config=plan.config,
-        seed=plan.seed,
-        weights=str(got.path) if got.path else None,
-        weights_hash=got.sha256,
-        manifest_hash=plan.manifest_hash,
-        out_dir=str(out_dir.relative_to(plan.home)),
-        provenance=run_provenance(plan, meth, got, host),
-        started=time.time() if existing is None else existing["started"],
+    start_run_row(
+        store, plan, key, got, run_provenance(plan, meth.provenance(), got, host), existing
     )
-    if got.path is not None:
-        kind = "trained-weights" if got.training else "weights"
-        store.add_artifact(key, kind, str(got.path), got.sha256)
     try:
         built = {s.name: s.build(plan.device, plan.options) for s in plan.metrics}
         job = Job(key, store, meth, built, plan.samples, plan.home, out_dir, plan.batch_size)
@@ -225,6 +210,35 @@ def restore_after_force(
     store.restore_scores(key, back)
 
 
+def start_run_row(
+    store: Store,
+    plan: RunPlan,
+    key: str,
+    got: Weights,
+    provenance: dict[str, Any],
+    existing: Any = None,
+) -> None:
+    """Create (or mark running again) the run's row, and record the weights it uses."""
+    store.start_run(
+        key,
+        method=plan.method.name,
+        dataset=plan.dataset.name,
+        split=plan.split,
+        n_images=len(plan.samples),
+        config=plan.config,
+        seed=plan.seed,
+        weights=str(got.path) if got.path else None,
+        weights_hash=got.sha256,
+        manifest_hash=plan.manifest_hash,
+        out_dir=str(plan.out_dir(key).relative_to(plan.home)),
+        provenance=provenance,
+        started=time.time() if existing is None else existing["started"],
+    )
+    if got.path is not None:
+        kind = "trained-weights" if got.training else "weights"
+        store.add_artifact(key, kind, str(got.path), got.sha256)
+
+
 def obtain_weights(
     plan: RunPlan, meth: Method, store: Store, force: bool, bar: Progress
 ) -> Weights:
@@ -236,7 +250,9 @@ def obtain_weights(
     return train(plan, meth, store, force, bar)
 
 
-def run_provenance(plan: RunPlan, meth: Method, got: Weights, host: PluginHost) -> dict[str, Any]:
+def run_provenance(
+    plan: RunPlan, method_provenance: dict[str, Any], got: Weights, host: PluginHost
+) -> dict[str, Any]:
     """Everything besides the key that determines or explains the run's numbers."""
     return {
         **base_provenance(),
@@ -250,7 +266,7 @@ def run_provenance(plan: RunPlan, meth: Method, got: Weights, host: PluginHost) 
         "weights": str(got.path) if got.path else None,
         "weights_hash": got.sha256,
         "training": got.training,
-        "method_provenance": meth.provenance(),
+        "method_provenance": method_provenance,
         "metrics": plan.metric_names,
         "options": plan.options,
         "host": socket.gethostname(),

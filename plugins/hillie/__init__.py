@@ -136,10 +136,16 @@ def _annotator(kind: str):
     return build_annotator
 
 
-def _ranker_available():
-    from .metric import ranker_missing
+def _ranker_available(home=None):
+    from .ranker_file import ranker_missing
 
-    return ranker_missing()
+    return ranker_missing(home)
+
+
+def _ranker_file(home=None):
+    from .ranker_file import ranker_path
+
+    return ranker_path(home)
 
 
 def _ranker_metric(device, options):
@@ -197,11 +203,13 @@ def register_annotators(register):
 
 
 @hookimpl
-def register_metrics(register):
+def register_metrics(register, home):
     register(
         MetricSpec(
             name="hillie-ranker",
-            build=_ranker_metric,
+            build=lambda device, options: _ranker_metric(
+                device, {"hillie_ranker": str(_ranker_file(home)), **dict(options)}
+            ),
             summary="HiLLIE's trained ranker g(n) as a no-reference quality score",
             kind="no-reference",
             higher_better=False,
@@ -209,10 +217,24 @@ def register_metrics(register):
             "`llbench hillie export-ranker`; relative quality, lower is better, comparable only "
             "between images scored by the same ranker",
             needs=frozenset({"weights"}),
-            available=_ranker_available,
+            available=lambda: _ranker_available(home),
             default=False,
         )
     )
+
+
+@hookimpl
+def report_figures(trainings, out_dir, fmt):
+    """``llbench report --figures``: Fig. 3, 5, 10 and Table 3 of each HiLLIE training shown."""
+    from pathlib import Path
+
+    from .figures import draw_all
+
+    written = []
+    for t in trainings:
+        if t["method"] == "hillie" and Path(t["workdir"]).is_dir():
+            written += draw_all(t["workdir"], Path(out_dir) / f"hillie-{t['key'][:12]}")
+    return written
 
 
 @hookimpl

@@ -9,7 +9,6 @@ Images are scored at full resolution, as the paper's ranker sees them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,27 +17,7 @@ import torch
 
 from llbench.api import Metric
 
-ENV = "LLBENCH_HILLIE_RANKER"
-FILE = "hillie-ranker.pt"
-
-
-def ranker_path() -> Path:
-    explicit = os.environ.get(ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    from llbench import paths
-
-    return paths.home(None) / "weights" / FILE
-
-
-def ranker_missing() -> str | None:
-    path = ranker_path()
-    if path.is_file():
-        return None
-    return (
-        f"no HiLLIE ranker at {path}: train one (llbench run --method hillie ...), then "
-        f"`llbench hillie export-ranker --run KEY`, or set {ENV} to a ranker file"
-    )
+from .ranker_file import ENV, FILE, ranker_missing, ranker_path  # noqa: F401
 
 
 class RankerMetric(Metric):

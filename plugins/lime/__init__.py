@@ -29,6 +29,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "gamma": 0.8,
     # the small constant epsilon in the weights, and the floor of T in R = L / T
     "eps": 1e-3,
+    # how the sparse system is solved (llbench.plugins.lime.solvers): "direct" (exact, nested
+    # dissection), "direct-mmd" (exact, minimum degree), "cg" (conjugate gradients in torch on
+    # the method's device); "auto" = "cg" on CUDA, "direct" elsewhere
+    "solver": "auto",
+    # relative residual at which "cg" stops, and its iteration cap
+    "cg_tol": 1e-4,
+    "cg_max_iter": 20000,
     # the paper's optional BM3D denoising of Y recomposed with T; needs the `bm3d` package
     # (non-commercial licence, about 3 s per 600x400 image on one CPU core), so off by default
     "denoise": False,

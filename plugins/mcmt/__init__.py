@@ -22,8 +22,8 @@ The ``quick`` preset (CPU minutes on ``synthetic``) shrinks the network through 
 (width 8, 2 LMRGs, 2 MRBs; recurrences 2 kept), patches (48 px), batches and steps: the same code
 path at a smaller size.
 
-Table 2's ablations, one config file each in ``plugins/mcmt/configs/`` (run
-``llbench run --method METHOD --dataset lol --config FILE``):
+Table 2's ablations, one config file each in ``plugins/mcmt/configs/`` (:func:`ablation_config`;
+run ``llbench run --method METHOD --dataset lol --config FILE``):
 
 =================  ==========  ======================  =====================================
 row                method      file                    keys
@@ -103,17 +103,17 @@ MCMT_CONFIG: dict[str, Any] = {
 }
 
 _QUICK = {
-    "width": 16,
+    "width": 8,
     "groups": 2,
     "blocks": 2,
     "patch_size": 48,
     "batch_size": 8,
     "patches_per_image": 30,
-    "epochs": 1,
+    "epochs": 2,
     "lr": 2e-3,
     "augment": True,
-    "max_steps": 120,
-    "checkpoint_every": 40,
+    "max_steps": 150,
+    "checkpoint_every": 50,
 }
 PRESETS = {
     "crnet": {"quick": dict(_QUICK)},
@@ -130,6 +130,19 @@ ABLATIONS: dict[str, str] = {
     "mcmt_minus.toml": "mcmt",
     "mcmt.toml": "mcmt",
 }
+
+
+def ablation_config(name: str) -> Path:
+    """The shipped config file of a Table 2 row (``rn``, ``mrn``, ``mrn_plus``,
+    ``crnet_minus``, ``crnet``, ``crnet_10pct``, ``mcmt_minus``, ``mcmt``; the method to run it
+    with is ``ABLATIONS[name + ".toml"]``), for ``llbench run --config``."""
+    path = CONFIG_DIR / f"{name.removesuffix('.toml')}.toml"
+    if not path.is_file():
+        from llbench.errors import ConfigError
+
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+        raise ConfigError(f"no MCMT ablation {name!r}; known: {known}")
+    return path
 
 
 def _build_crnet(config: Mapping[str, Any], device: torch.device) -> Method:
