@@ -23,6 +23,23 @@ def _init_worker(threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["LLBENCH_WORKER_THREADS"] = str(threads)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """On Linux, ask the kernel to end this worker when the driver dies (even by SIGKILL), so a
+    killed driver leaves no orphan workers behind."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:  # pragma: no cover - no glibc: workers end when their pipe breaks
+            pass
 
 
 class _FutureHandle(Handle):

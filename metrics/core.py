@@ -16,8 +16,9 @@ from llbench.metrics import functional as F
 from llbench.metrics.functional import MetricInputError
 
 
-class _FullReference(Metric):
-    """A metric comparing the output with its reference image."""
+class FullReferenceMetric(Metric):
+    """A metric comparing the output with its reference image: subclasses set ``name`` and
+    ``fn(pred, ref) -> (N,)``; a missing reference is an error saying how to give one."""
 
     name: ClassVar[str]
     fn: ClassVar[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
@@ -37,49 +38,49 @@ class _FullReference(Metric):
             return type(self).fn(pred.to(self.device), ref.to(self.device))
 
 
-class PSNR(_FullReference):
+class PSNR(FullReferenceMetric):
     """PSNR over RGB 8-bit levels (:func:`llbench.metrics.functional.psnr`)."""
 
     name = "psnr"
     fn = staticmethod(F.psnr)
 
 
-class PSNRY(_FullReference):
+class PSNRY(FullReferenceMetric):
     """PSNR on BT.601 YCbCr luma (:func:`llbench.metrics.functional.psnr_y`)."""
 
     name = "psnr_y"
     fn = staticmethod(F.psnr_y)
 
 
-class SSIM(_FullReference):
+class SSIM(FullReferenceMetric):
     """SSIM on rounded luma, as pyiqa's ``ssim`` (:func:`llbench.metrics.functional.ssim`)."""
 
     name = "ssim"
     fn = staticmethod(F.ssim)
 
 
-class SSIMRGB(_FullReference):
+class SSIMRGB(FullReferenceMetric):
     """SSIM per RGB channel, averaged (:func:`llbench.metrics.functional.ssim_rgb`)."""
 
     name = "ssim_rgb"
     fn = staticmethod(F.ssim_rgb)
 
 
-class PSNRGTMean(_FullReference):
+class PSNRGTMean(FullReferenceMetric):
     """PSNR after GT-mean scaling (:func:`llbench.metrics.functional.psnr_gtmean`)."""
 
     name = "psnr_gtmean"
     fn = staticmethod(F.psnr_gtmean)
 
 
-class SSIMRGBGTMean(_FullReference):
+class SSIMRGBGTMean(FullReferenceMetric):
     """RGB SSIM after GT-mean scaling (:func:`llbench.metrics.functional.ssim_rgb_gtmean`)."""
 
     name = "ssim_rgb_gtmean"
     fn = staticmethod(F.ssim_rgb_gtmean)
 
 
-class SSIMGTMean(_FullReference):
+class SSIMGTMean(FullReferenceMetric):
     """SSIM after GT-mean scaling (:func:`llbench.metrics.functional.ssim_gtmean`)."""
 
     name = "ssim_gtmean"

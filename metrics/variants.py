@@ -17,51 +17,32 @@ column-by-column mapping of every seed paper's tables to these names is in ``doc
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.api import Metric, MetricSpec, hookimpl
 from llbench.metrics import functional as F
 from llbench.metrics import matlab as MATLAB
-from llbench.metrics.functional import MetricInputError
+from llbench.metrics.core import FullReferenceMetric
 
 __all__ = ["SSIMSkimage", "SSIMMatlab", "MSE", "DEFINITIONS", "variant_specs", "register_metrics"]
 
 
-class _FullReference(Metric):
-    name: ClassVar[str]
-    fn: ClassVar[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
-
-    def __call__(
-        self,
-        pred: torch.Tensor,
-        ref: torch.Tensor | None = None,
-        low: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if ref is None:
-            raise MetricInputError(
-                f"{self.name} is a full-reference metric and got no reference image: score a "
-                "paired dataset, or pass the ground truth folder (llbench score --ref GT_DIR)"
-            )
-        with torch.inference_mode():
-            return type(self).fn(pred.to(self.device), ref.to(self.device))
-
-
-class SSIMSkimage(_FullReference):
+class SSIMSkimage(FullReferenceMetric):
     """scikit-image's default SSIM on 8-bit RGB (:func:`llbench.metrics.functional.ssim_skimage`)."""
 
     name = "ssim_skimage"
     fn = staticmethod(F.ssim_skimage)
 
 
-class SSIMMatlab(_FullReference):
+class SSIMMatlab(FullReferenceMetric):
     """Wang et al.'s ``ssim.m`` on ``rgb2gray`` (:func:`llbench.metrics.matlab.ssim_matlab`)."""
 
     name = "ssim_matlab"
     fn = staticmethod(MATLAB.ssim_matlab)
 
 
-class MSE(_FullReference):
+class MSE(FullReferenceMetric):
     """Mean squared error on [0, 1] (:func:`llbench.metrics.functional.mse`)."""
 
     name = "mse"

@@ -344,4 +344,18 @@ def test_runner_scores_the_input_like_reference_scores(home):
     assert result.scores["miou"] == pytest.approx(expected["miou"])
     assert result.scores["mpa"] == pytest.approx(expected["mpa"])
     assert result.scores["params"] == 0.0
+    # the reference rows are stored as such (their own table), with the task scores
+    from llbench.store.database import DATASET_ROW, Store
+    from llbench.store.frames import results
+
+    store = Store(home)
+    refs = store.query('SELECT key, which, dataset, n_images FROM "references" ORDER BY which')
+    assert [(r["which"], r["dataset"], r["n_images"]) for r in refs] == [
+        ("input", "scenes", 6),
+        ("reference", "scenes", 6),
+    ]
+    dark = store.image_scores(refs[0]["key"], DATASET_ROW)
+    assert dark["miou"] == pytest.approx(expected["miou"])
+    frame = results(home=home, metrics=["miou"])
+    assert set(frame["method"]) == {"input", "(dark input)", "(normal light)"}
     task._SEGMENTERS.clear()

@@ -9,7 +9,8 @@ Epochs. One epoch is ``patches_per_image`` passes over the training split in bat
 ``n_train`` counts every training image, labelled or not. Fully supervised CRNet on all labels
 thus sees each image exactly 30 times per epoch (the paper's setting). Every batch is drawn by
 :class:`llbench.api.Patches`, one pass per ``ceil(n / batch)`` steps, so a stream over fewer
-images (the labelled ones) simply makes more passes. Runs with 10 % labels (CRNet (10 %),
+images (the labelled ones) simply makes more passes; a stream with fewer images than its share
+of the batch yields all its images in every batch. Runs with 10 % labels (CRNet (10 %),
 MCMT) therefore make exactly as many optimizer steps with the same batch size as the fully
 supervised run, so Table 2's rows differ only in what the loss sees.
 
