@@ -260,6 +260,16 @@ def test_mcmt_refuses_a_split_without_unlabelled_images(tmp_path):
 
 
 # -- quick runs on the embedded dataset (slow) ------------------------------------------------
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a busy shared machine two spinning OpenMP threads made these runs
+    ten times slower (about 15 s each with one thread; minutes with two under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _quick(method: str, tmp_path: Path):
     kw = {"home": tmp_path, "metrics": ["psnr", "ssim"], "progress": False, "device": "cpu"}
     dark = llbench.run("input", "synthetic", **kw)
@@ -268,7 +278,7 @@ def _quick(method: str, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_crnet_quick_run_beats_the_input(tmp_path):
+def test_crnet_quick_run_beats_the_input(tmp_path, one_thread):
     dark, trained = _quick("crnet", tmp_path)
     assert trained.ok and trained.n_images == 9
     assert trained.scores["psnr"] > dark.scores["psnr"] + 3.0
@@ -276,7 +286,7 @@ def test_crnet_quick_run_beats_the_input(tmp_path):
 
 
 @pytest.mark.slow
-def test_mcmt_quick_run_beats_the_input(tmp_path):
+def test_mcmt_quick_run_beats_the_input(tmp_path, one_thread):
     from llbench.store.database import Store
     from llbench.store.frames import training_log
 

@@ -50,8 +50,12 @@ def test_driver_overhead_per_image(benchmark, grid_home):
         ItemRecord(f"img{i}", "ok", {"psnr": 20.0, "ssim": 0.8, "niqe": 4.0}, output=f"o{i}.png")
         for i in range(200)
     ]
+    t0 = time.perf_counter()
     benchmark.pedantic(lambda: record(store, "k", records), rounds=3)
-    benchmark.extra_info["ms_per_image"] = benchmark.stats.stats.median / len(records) * 1000
+    rounds = 1 if benchmark.disabled else 3
+    seconds = (time.perf_counter() - t0) / rounds
+    benchmark.extra_info["ms_per_image"] = seconds / len(records) * 1000
+    assert len(store.done_items("k")) == len(records)  # recorded once, no duplicates
 
 
 def test_rerunning_a_finished_grid_of_12_cells(benchmark, grid_home):
