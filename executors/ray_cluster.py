@@ -73,7 +73,9 @@ class RayExecutor(Executor):
         return _RefHandle(self.ray, self._remote.remote(fn, arg))
 
     def check_reachable(self, paths: Iterable[Path]) -> None:
-        roots = [Path(r).resolve() for r in str(self.options.get("shared_roots", "")).split(",") if r]
+        roots = [
+            Path(r).resolve() for r in str(self.options.get("shared_roots", "")).split(",") if r
+        ]
         if not roots or self.local_files:
             return
         for path in paths:

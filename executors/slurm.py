@@ -23,6 +23,8 @@ from typing import Any
 from llbench.api.executors import Executor, Handle
 from llbench.errors import ConfigError
 
+NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm")
+
 
 def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
     return fn(arg)
@@ -76,15 +78,28 @@ class SubmititExecutor(Executor):
         return _JobHandle(self._executor.submit(self._task, fn, arg))
 
     def check_reachable(self, paths: Iterable[Path]) -> None:
-        roots = [Path(r).resolve() for r in str(self.options.get("shared_roots", "")).split(",") if r]
-        if not roots:
-            return  # the user vouches for a shared filesystem (documented)
+        """Compute nodes must see the llbench home and data root. With ``shared_roots`` every
+        path must lie under one of them; without it, paths under node-local folders (``/tmp``,
+        ``/var/tmp``, ``/dev/shm``) are refused, since other nodes cannot read them."""
+        roots = [
+            Path(r).resolve() for r in str(self.options.get("shared_roots", "")).split(",") if r
+        ]
         for path in paths:
             p = Path(path).resolve()
-            if not any(p == r or r in p.parents for r in roots):
+            if roots:
+                if not any(p == r or r in p.parents for r in roots):
+                    raise ConfigError(
+                        f"{p} is not under a folder the compute nodes share "
+                        f"({', '.join(map(str, roots))}); put the llbench home and data there, "
+                        "or name their folder in --executor-option shared_roots=..."
+                    )
+            elif self.options.get("cluster", "slurm") == "slurm" and any(
+                p == Path(d) or Path(d) in p.parents for d in NODE_LOCAL
+            ):
                 raise ConfigError(
-                    f"{p} is not under a folder the compute nodes share ({', '.join(map(str, roots))}); "
-                    "put the llbench home and data on the shared filesystem, or set shared_roots"
+                    f"{p} is in a node-local folder, which Slurm's compute nodes cannot read: "
+                    "move the llbench home and data to a shared filesystem, or, if this folder "
+                    "is shared, say so with --executor-option shared_roots=FOLDER"
                 )
 
     def describe(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from llbench.engine.grid import run_grid
+from llbench.errors import ConfigError
 from llbench.pluginhost.host import reset_host
 from llbench.store.database import Store
 
@@ -93,6 +94,9 @@ def test_grid_through_slurm_matches_local(slurm, cluster_home, tmp_path):
     for c in local.cells:
         store.delete_run(c.key)
     options = {"time_min": 10, "cpus": 1, "folder": str(tmp_path / "jobs")}
+    with pytest.raises(ConfigError, match="node-local"):
+        _grid(cluster_home, ["gamma"], executor="submitit", executor_options=options)
+    options["shared_roots"] = str(tmp_path.parent)  # one machine: its /tmp is shared
     result = _grid(
         cluster_home, ["gamma", "he"], executor="submitit", workers=2, executor_options=options
     )
@@ -107,6 +111,7 @@ def test_grid_through_slurm_matches_local(slurm, cluster_home, tmp_path):
 @pytest.mark.slurm
 def test_failing_and_cancelled_jobs_are_reported_not_waited_on(slurm, cluster_home, tmp_path):
     options = {"time_min": 10, "cpus": 1, "folder": str(tmp_path / "jobs")}
+    options["shared_roots"] = str(tmp_path.parent)
     cancelled = threading.Event()
 
     def cancel_sleepy():
