@@ -15,18 +15,13 @@ import resource
 
 import pytest
 import torch
+from enhance_bench import DEVICE, bench_enhance, sync
 from torch.utils.flop_counter import FlopCounterMode
 
 from llbench.config import merge
 from llbench.pluginhost.host import get_host
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 H, W = 400, 600
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _peak_mb() -> float:
@@ -53,22 +48,12 @@ def test_enhance_600x400(benchmark, preset):
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         method.enhance(x)  # warm-up and FLOPs
-    _sync()
+    sync()
     if DEVICE.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-
-    def run():
-        with torch.inference_mode():
-            y = method.enhance(x)
-        _sync()
-        return y
-
-    y = benchmark(run)
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    bench_enhance(benchmark, method, x, warm_up=False)  # the FLOP count above warmed it up
     benchmark.extra_info.update(
         {
-            "device": str(DEVICE),
-            "size": f"{W}x{H}",
             "preset": preset,
             "sampling_steps": method.num_steps,
             "params": sum(p.numel() for p in method.net.parameters()),

@@ -13,24 +13,11 @@ import copy
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from enhance_bench import DEVICE, bench_enhance, meta_flops
 
 from llbench.pluginhost.host import get_host
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 H, W = 400, 600
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _flops(net: torch.nn.Module) -> int:
-    meta = copy.deepcopy(net).to("meta")
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        meta(torch.empty(1, 3, H, W, device="meta"))
-    return fc.get_total_flops()
 
 
 @pytest.mark.parametrize("preset", [None, "quick"])
@@ -44,24 +31,11 @@ def test_enhance_600x400(benchmark, preset):
     torch.manual_seed(0)
     method = spec.build(cfg, DEVICE)
     x = torch.rand(1, 3, H, W, device=DEVICE) * 0.3
-    with torch.inference_mode():
-        method.enhance(x)  # warm-up
-    _sync()
-
-    def run():
-        with torch.inference_mode():
-            y = method.enhance(x)
-        _sync()
-        return y
-
-    y = benchmark(run)
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    bench_enhance(benchmark, method, x)
     benchmark.extra_info.update(
         {
-            "device": str(DEVICE),
-            "size": f"{W}x{H}",
             "width": cfg["width"],
             "params": sum(p.numel() for p in method.net.parameters()),
-            "gflops": round(_flops(method.net) / 1e9, 1),
+            "gflops": round(meta_flops(method.net, lambda net, x: net(x), H, W) / 1e9, 1),
         }
     )

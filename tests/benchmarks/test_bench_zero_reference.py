@@ -7,28 +7,13 @@ convolution FLOPs at that size (``torch.utils.flop_counter``) in ``extra_info``.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from enhance_bench import DEVICE, bench_enhance, meta_flops
 
 from llbench.pluginhost.host import get_host
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 H, W = 900, 1200
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _conv_flops(method) -> int:
-    net = copy.deepcopy(method.net).to("meta")  # shapes only: no computation
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        net(torch.empty(1, 3, H, W, device="meta"))
-    return fc.get_total_flops()
 
 
 @pytest.mark.parametrize(
@@ -40,24 +25,11 @@ def test_enhance_1200x900(benchmark, name, batch):
     torch.manual_seed(0)
     method = spec.build(spec.default_config, DEVICE)
     x = torch.rand(batch, 3, H, W, device=DEVICE) * 0.3
-    with torch.inference_mode():
-        method.enhance(x)  # warm-up
-    _sync()
-
-    def run():
-        with torch.inference_mode():
-            y = method.enhance(x)
-        _sync()
-        return y
-
-    y = benchmark(run)
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    bench_enhance(benchmark, method, x)
     benchmark.extra_info.update(
         {
-            "device": str(DEVICE),
-            "size": f"{W}x{H}",
             "batch": batch,
             "params": sum(p.numel() for p in method.net.parameters()),
-            "conv_gflops": _conv_flops(method) / 1e9,
+            "conv_gflops": meta_flops(method.net, lambda net, x: net(x), H, W) / 1e9,
         }
     )
