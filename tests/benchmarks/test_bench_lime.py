@@ -15,7 +15,8 @@ import torch
 
 from llbench.plugins.lime import SPEC
 
-SOLVERS = ["direct-mmd", "direct", "cg"]
+# CG takes ~4 s per round on two CPU cores (3 rounds even when benchmarks are disabled): slow
+SOLVERS = ["direct-mmd", "direct", pytest.param("cg", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
