@@ -74,6 +74,8 @@ sacctmgr -i add cluster "$CLUSTER" >/dev/null 2>&1 || true
 pgrep -x slurmctld >/dev/null || slurmctld
 for _ in $(seq 100); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.1; done
 pgrep -x slurmd >/dev/null || slurmd
-for _ in $(seq 200); do sinfo -h -o %T 2>/dev/null | grep -Eq "idle|mixed" && break; sleep 0.1; done
-sinfo -h -o %T | grep -Eq "idle|mixed" || { echo "slurm did not come up; see /var/log/slurm" >&2; exit 1; }
+# jobs left from an earlier session (the spool keeps them) are cancelled: tests start clean
+scancel --full -u "$(id -un)" 2>/dev/null || true
+for _ in $(seq 300); do sinfo -h -o %T 2>/dev/null | grep -Eq "idle|mixed" && break; sleep 0.1; done
+sinfo -h -o %T | grep -Eq "idle|mixed" || { echo "slurm did not come up; see /var/log/slurm" >&2; sinfo >&2; exit 1; }
 echo "$CLUSTER"
