@@ -213,7 +213,7 @@ DEFINITIONS: dict[str, str] = {
 }
 
 
-def _build(cls: type[Metric]) -> Callable[[torch.device, Mapping[str, Any]], Metric]:
+def metric_builder(cls: type[Metric]) -> Callable[[torch.device, Mapping[str, Any]], Metric]:
     def build(device: torch.device, options: Mapping[str, Any]) -> Metric:
         return cls(device, options)
 
@@ -228,7 +228,7 @@ def core_specs() -> list[MetricSpec]:
     return [
         MetricSpec(
             "psnr",
-            _build(PSNR),
+            metric_builder(PSNR),
             "PSNR (dB), RGB 8-bit",
             fr,
             True,
@@ -238,7 +238,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "psnr_y",
-            _build(PSNRY),
+            metric_builder(PSNRY),
             "PSNR (dB) on BT.601 Y (16-235)",
             fr,
             True,
@@ -249,7 +249,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "ssim",
-            _build(SSIM),
+            metric_builder(SSIM),
             "SSIM on luma, as pyiqa",
             fr,
             True,
@@ -259,7 +259,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "ssim_rgb",
-            _build(SSIMRGB),
+            metric_builder(SSIMRGB),
             "SSIM per RGB channel, averaged",
             fr,
             True,
@@ -270,7 +270,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "psnr_gtmean",
-            _build(PSNRGTMean),
+            metric_builder(PSNRGTMean),
             "PSNR after GT-mean brightness scaling",
             fr,
             True,
@@ -281,7 +281,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "ssim_gtmean",
-            _build(SSIMGTMean),
+            metric_builder(SSIMGTMean),
             "SSIM after GT-mean brightness scaling",
             fr,
             True,
@@ -292,7 +292,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "ssim_rgb_gtmean",
-            _build(SSIMRGBGTMean),
+            metric_builder(SSIMRGBGTMean),
             "RGB SSIM after GT-mean brightness scaling",
             fr,
             True,
@@ -303,7 +303,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "niqe",
-            _build(NIQE),
+            metric_builder(NIQE),
             "NIQE, as pyiqa (lower is better)",
             "no-reference",
             False,
@@ -313,7 +313,7 @@ def core_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "loe",
-            _build(LOE),
+            metric_builder(LOE),
             "lightness order error vs the input (lower is better)",
             "no-reference",
             False,

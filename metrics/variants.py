@@ -16,14 +16,10 @@ column-by-column mapping of every seed paper's tables to these names is in ``doc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from llbench._lazy import torch  # imported on first use (light plugin loading)
-from llbench.api import Metric, MetricSpec, hookimpl
+from llbench.api import MetricSpec, hookimpl
 from llbench.metrics import functional as F
 from llbench.metrics import matlab as MATLAB
-from llbench.metrics.core import FullReferenceMetric
+from llbench.metrics.core import FullReferenceMetric, metric_builder
 
 __all__ = ["SSIMSkimage", "SSIMMatlab", "MSE", "DEFINITIONS", "variant_specs", "register_metrics"]
 
@@ -74,14 +70,6 @@ DEFINITIONS: dict[str, str] = {
 }
 
 
-def _build(cls: type[Metric]) -> Callable[[torch.device, Mapping[str, Any]], Metric]:
-    def build(device: torch.device, options: Mapping[str, Any]) -> Metric:
-        return cls(device, options)
-
-    build.__qualname__ = f"build_{cls.__name__}"
-    return build
-
-
 def variant_specs() -> list[MetricSpec]:
     """The specs this plugin registers (none is in the default metric set)."""
     from llbench.metrics.ceiq import ceiq_spec
@@ -91,7 +79,7 @@ def variant_specs() -> list[MetricSpec]:
     return [
         MetricSpec(
             "ssim_skimage",
-            _build(SSIMSkimage),
+            metric_builder(SSIMSkimage),
             "SSIM as scikit-image's default (7x7 uniform, RGB mean)",
             fr,
             True,
@@ -102,7 +90,7 @@ def variant_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "ssim_matlab",
-            _build(SSIMMatlab),
+            metric_builder(SSIMMatlab),
             "SSIM as Wang et al.'s ssim.m (rgb2gray, auto-downsampling)",
             fr,
             True,
@@ -113,7 +101,7 @@ def variant_specs() -> list[MetricSpec]:
         ),
         MetricSpec(
             "mse",
-            _build(MSE),
+            metric_builder(MSE),
             "Mean squared error on [0, 1] (lower is better)",
             fr,
             False,

@@ -20,13 +20,12 @@ from llbench.reports.published import load_published
 from llbench.reports.report import (
     Report,
     directions,
-    expected_config_fn,
     long_frame,
-    metric_order,
     published_row,
+    select_for,
     table_from_rows,
 )
-from llbench.reports.rows import Row, compare_to_baseline, find_row, select_rows
+from llbench.reports.rows import Row, compare_to_baseline, find_row
 
 PRIORITY = {"official": 0, "trained-own": 1, "trained": 2, "none": 3, "file": 4}
 
@@ -49,17 +48,7 @@ def build_paper_table(
     methods = [m for _, m in layout.rows]
     datasets = list(dict.fromkeys(d for d, _ in layout.columns))
     metrics = list(dict.fromkeys(m for _, m in layout.columns))
-    sel = select_rows(
-        home=home,
-        methods=methods,
-        datasets=datasets,
-        metrics=metrics,
-        runs=runs,
-        include_limited=include_limited,
-        expected_config=expected_config_fn(host),
-        metric_order=metric_order(host),
-        seed=seed,
-    )
+    sel = select_for(host, home, methods, datasets, metrics, runs, include_limited, seed)
     columns = list(layout.columns)
     rows: list[Row] = [r for r in sel.rows if r.kind == "reference"]
     notes: list[str] = []

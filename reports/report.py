@@ -120,17 +120,7 @@ def build_report(
     """The results table of the stored runs; see the module docstring."""
     host = host or get_host(home)
     dirs = directions(host)
-    sel = select_rows(
-        home=home,
-        methods=methods,
-        datasets=datasets,
-        metrics=metrics,
-        runs=runs,
-        include_limited=include_limited,
-        expected_config=expected_config_fn(host),
-        metric_order=metric_order(host),
-        seed=seed,
-    )
+    sel = select_for(host, home, methods, datasets, metrics, runs, include_limited, seed)
     base = None
     if baseline:
         base = find_row(sel.rows, baseline)
@@ -145,6 +135,30 @@ def build_report(
     table.notes.extend(sel.notes)
     table.notes.extend(_failure_notes(frame, home, sel, methods, datasets))
     return Report(table, rows, sel.columns, frame, sel.notes, base, pub)
+
+
+def select_for(
+    host: PluginHost,
+    home: str | Path | None,
+    methods: Sequence[str] | None,
+    datasets: Sequence[str] | None,
+    metrics: Sequence[str] | None,
+    runs: Sequence[str] | None,
+    include_limited: bool,
+    seed: int,
+) -> Selection:
+    """The stored rows to show, with the plugins' default configs and metric order."""
+    return select_rows(
+        home=home,
+        methods=methods,
+        datasets=datasets,
+        metrics=metrics,
+        runs=runs,
+        include_limited=include_limited,
+        expected_config=expected_config_fn(host),
+        metric_order=metric_order(host),
+        seed=seed,
+    )
 
 
 def report_table(

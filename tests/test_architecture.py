@@ -25,6 +25,7 @@ from llbench.api import (
     VGGFeatures,
     backbone_file,
     hookimpl,
+    paired_items,
     run_phases,
     transform_site,
 )
@@ -218,11 +219,37 @@ class _ThirdParty(TrainableMethod):
     def enhance(self, low):
         return self.net(low)
 
-    def fit(self, ctx):  # pragma: no cover - not trained here
-        raise NotImplementedError
+    def training_phases(self, ctx):
+        data = Patches(paired_items(ctx.samples), patch=8, batch_size=1, seed=ctx.seed)
+
+        def loss(step, batch):
+            out = self.net(batch[0])
+            return out, {"l1": (out - batch[1]).abs().mean()}
+
+        adam = lambda ps: torch.optim.Adam(ps, 1e-3)  # noqa: E731
+        return [Phase("main", 2, data.batch, loss, [self.net], adam)]
+
+    def fit(self, ctx):
+        run_phases(ctx, "third-party", self.training_phases(ctx), {"net": self.net},
+                   device=self.device)  # fmt: skip
 
     def decoder_sites(self):
         return (DecoderSite("mid", "0", channels=8, stride=1),)
+
+
+def test_a_third_party_method_trains_through_its_phases(tmp_path):
+    from llbench.api import Sample
+
+    samples = [Sample(f"s{i}", low, high) for i, (low, high) in enumerate(_pairs(tmp_path))]
+    m = _ThirdParty({}, "cpu")
+    before = m.net[0].weight.detach().clone()
+    logs: list = []
+    ctx = TrainContext(
+        dataset=None, samples=samples, workdir=tmp_path / "w", seed=0,
+        device=torch.device("cpu"), log=lambda step, values: logs.append(step),
+    )  # fmt: skip
+    m.fit(ctx)
+    assert logs == [1, 2] and not torch.equal(m.net[0].weight, before)
 
 
 def test_transform_site_replaces_a_feature_and_is_removable():

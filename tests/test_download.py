@@ -491,7 +491,7 @@ def test_damaged_archive_or_unwritable_member_raises_llbench_error_and_leaves_no
     archive = _zip(tmp_path / "c.zip", [("a", b"hello" * 200, "file")])
     raw = bytearray(archive.read_bytes())
     i = raw.find(b"hellohello")
-    raw[i : i + 5] = b"XXXXX"  # the CRC no longer matches
+    raw[i : i + 5] = b"\x00" * 5  # corrupt the stored bytes: the CRC no longer matches
     archive.write_bytes(bytes(raw))
     dest = tmp_path / "out"
     with pytest.raises(LLBenchError, match="damaged"):
@@ -721,7 +721,7 @@ def test_refusals_mid_way_remove_what_was_written(tmp_path):
     good = _zip(tmp_path / "c.zip", [("a.png", b"fine", "file"), ("b.png", b"hello" * 200, "file")])
     raw = bytearray(good.read_bytes())
     i = raw.find(b"hellohello")
-    raw[i : i + 5] = b"XXXXX"
+    raw[i : i + 5] = b"\x00" * 5  # corrupt the stored bytes: the CRC no longer matches
     good.write_bytes(bytes(raw))
     with pytest.raises(Exception, match="damaged"):
         safe_extract(good, tmp_path / "o2" / "deep")

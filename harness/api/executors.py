@@ -82,7 +82,9 @@ class Executor(abc.ABC):
         self.close()
 
 
-def wait_any(handles: Sequence[Handle], poll: float = 0.05, timeout: float | None = None) -> list[int]:
+def wait_any(
+    handles: Sequence[Handle], poll: float = 0.05, timeout: float | None = None
+) -> list[int]:
     """Indices of the handles that are done, waiting until at least one is (or ``timeout``)."""
     start = time.monotonic()
     while True:

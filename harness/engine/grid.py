@@ -25,7 +25,13 @@ from llbench.engine.claims import HOLDER, holding
 from llbench.engine.execute import Job, pending, record, score_split
 from llbench.engine.plan import RunPlan, plan_run
 from llbench.engine.references import record_references
-from llbench.engine.runner import RunResult, run_provenance, start_run_row, summarise
+from llbench.engine.runner import (
+    RunResult,
+    is_complete,
+    run_provenance,
+    start_run_row,
+    summarise,
+)
 from llbench.engine.training import (
     Training,
     finished,
@@ -34,7 +40,7 @@ from llbench.engine.training import (
     record_start,
     training_for,
 )
-from llbench.engine.weights import Weights, load_weights
+from llbench.engine.weights import Weights, load_weights, resolve_weights
 from llbench.engine.worker import ShardTask, TrainTask, run_shard, run_training
 from llbench.errors import ConfigError, LLBenchError
 from llbench.pluginhost.host import PluginHost, get_host
@@ -148,24 +154,10 @@ def _look_up(cells: list[Cell], store: Store, force: bool) -> None:
                 cell.to_enhance = len(cell.plan.samples)
                 continue
         elif cell.plan.weights is not None:
-            cell.weights = _given_weights(cell.plan)
+            cell.weights = resolve_weights(cell.plan.method, cell.plan.weights, cell.plan.home)
         else:
             cell.weights = Weights()
         _look_up_run(cell, store, force)
-
-
-def _given_weights(plan: RunPlan) -> Weights:
-    from llbench.engine.weights import official_weights
-    from llbench.io.hashing import sha256_file
-
-    path = (
-        official_weights(plan.method, plan.home)
-        if str(plan.weights) == "official"
-        else Path(plan.weights).expanduser().resolve()
-    )
-    if not path.is_file():
-        raise ConfigError(f"weights file not found: {path}")
-    return Weights(path, sha256_file(path))
 
 
 def _look_up_run(cell: Cell, store: Store, force: bool) -> None:
@@ -173,12 +165,7 @@ def _look_up_run(cell: Cell, store: Store, force: bool) -> None:
     assert plan is not None and cell.weights is not None
     cell.key = plan.key(cell.weights.sha256)
     existing = store.get_run(cell.key)
-    if (
-        not force
-        and existing is not None
-        and existing["status"] == "finished"
-        and set(plan.metric_names) <= store.scored_metrics(cell.key)
-    ):
+    if not force and is_complete(store, existing, plan.metric_names):
         cell.status = "reused"
         cell.result = summarise(store, plan, cell.key, reused=True)
         return

@@ -143,12 +143,7 @@ def _execute(
         kept, hashes = prepare_force(plan, store, key, host)
         shutil.rmtree(out_dir, ignore_errors=True)
         existing = store.get_run(key)
-    if (
-        not force
-        and existing is not None
-        and existing["status"] == "finished"
-        and set(plan.metric_names) <= store.scored_metrics(key)
-    ):
+    if not force and is_complete(store, existing, plan.metric_names):
         return summarise(store, plan, key, reused=True)
     start_run_row(
         store, plan, key, got, run_provenance(plan, meth.provenance(), got, host), existing
@@ -208,6 +203,15 @@ def restore_after_force(
     all_same = bool(hashes) and same == set(hashes) == set(now)
     back = [(img, m, v) for img, m, v in kept if img in same or (img == DATASET_ROW and all_same)]
     store.restore_scores(key, back)
+
+
+def is_complete(store: Store, row: Any, metrics: Sequence[str]) -> bool:
+    """A stored run (``row``, or None) that finished and has every metric asked for: reused."""
+    return (
+        row is not None
+        and row["status"] == "finished"
+        and set(metrics) <= store.scored_metrics(row["key"])
+    )
 
 
 def start_run_row(

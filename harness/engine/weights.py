@@ -15,7 +15,7 @@ from typing import Any
 from llbench import paths
 from llbench.api.methods import Method, TrainableMethod
 from llbench.api.specs import MethodSpec
-from llbench.errors import ConfigError
+from llbench.errors import ConfigError, WeightsError
 from llbench.io.hashing import sha256_file
 
 
@@ -38,16 +38,25 @@ def official_weights(spec: MethodSpec, home: Path) -> Path:
     return fetch_weights(ref, paths.cache_dir(home) / "weights" / spec.name)
 
 
-def load_weights(meth: Method, spec: MethodSpec, weights: str | Path, home: Path) -> Weights:
-    """Load ``--weights`` (a path or ``official``) into ``meth``."""
-    if not isinstance(meth, TrainableMethod):
-        raise ConfigError(f"method {spec.name!r} has no weights; drop --weights")
+def resolve_weights(spec: MethodSpec, weights: str | Path, home: Path) -> Weights:
+    """The file ``--weights`` names (a path, or ``official``: fetched into the cache) and its
+    sha256; an error naming the file when it is absent."""
     if str(weights) == "official":
         path = official_weights(spec, home)
     else:
         path = Path(weights).expanduser().resolve()
-    meth.load_weights(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
     return Weights(path, sha256_file(path))
+
+
+def load_weights(meth: Method, spec: MethodSpec, weights: str | Path, home: Path) -> Weights:
+    """Load ``--weights`` (a path or ``official``) into ``meth``."""
+    if not isinstance(meth, TrainableMethod):
+        raise ConfigError(f"method {spec.name!r} has no weights; drop --weights")
+    got = resolve_weights(spec, weights, home)
+    meth.load_weights(got.path)
+    return got
 
 
 def build_method(
