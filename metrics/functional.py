@@ -38,7 +38,7 @@ The definitions (each registered metric's ``definition`` string says the same):
   ``test.py`` divides by the plain RGB mean of the output and truncates the scaled image to uint8,
   and their SSIM is per RGB channel (Retinexformer) or skimage's 7 x 7 uniform-window SSIM on
   OpenCV grey (LLFlow), not the Gaussian-window luma SSIM here.
-* :func:`ssim_skimage` -- scikit-image's ``structural_similarity(channel_axis=2, data_range=255)``
+* :func:`llbench.metrics.skimage_ssim.ssim_skimage` -- scikit-image's ``structural_similarity(channel_axis=2, data_range=255)``
   with its defaults (7 x 7 uniform window, sample covariance, no clamp, mean over the windows
   inside the image, then over R, G, B): Zero-DCE's and SKF's SSIM. Equal to skimage to 1e-6.
 * :func:`ssim_matlab` -- Wang et al.'s reference ``ssim.m``: MATLAB ``rgb2gray`` (rounded to
@@ -80,7 +80,6 @@ __all__ = [
     "gtmean_scale",
     "psnr_gtmean",
     "ssim_gtmean",
-    "ssim_skimage",
     "mse",
     "niqe",
     "loe",
@@ -435,78 +434,7 @@ def ssim_rgb_gtmean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return ssim_banded(_scaled_rows(pred, ref, luma=False), tuple(pred.shape))  # type: ignore[arg-type]
 
 
-# -- SSIM as published elsewhere: scikit-image; MSE ---------------------------------------------
-_SK_WIN = 7
-
-
-def _box7_valid(src: torch.Tensor, tmp: torch.Tensor, out: torch.Tensor) -> None:
-    """7 x 7 box sums over 'valid' windows of ``src`` (last two dims) into ``out``, via ``tmp``."""
-    wo, ho = tmp.shape[-1], out.shape[-2]
-    torch.add(src[..., 0:wo], src[..., 1 : wo + 1], out=tmp)
-    for i in range(2, _SK_WIN):
-        tmp.add_(src[..., i : i + wo])
-    torch.add(tmp[..., 0:ho, :], tmp[..., 1 : ho + 1, :], out=out)
-    for i in range(2, _SK_WIN):
-        out.add_(tmp[..., i : i + ho, :])
-
-
-def ssim_skimage(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """SSIM exactly as scikit-image's ``structural_similarity(pred, ref, channel_axis=2,
-    data_range=255)`` with its defaults on the 8-bit RGB images.
-
-    Per channel (Wang et al. 2004, Eq. 13 with ``C3 = C2 / 2``): 7 x 7 uniform window, sample
-    (co)variances (``N / (N - 1)``, N = 49), ``C1 = (0.01 * 255)^2``, ``C2 = (0.03 * 255)^2``, no
-    clamping, SSIM map averaged over the windows lying inside the image (skimage filters with
-    mirrored borders, then crops 3 pixels on each side: the same windows); then the mean over
-    R, G, B. This is the SSIM of Zero-DCE's and SKF's evaluation scripts.
-
-    Window sums of ``x, y, x^2 + y^2, xy`` are exact integers (int32); the numerators
-    ``2 * 49^2 * mu_x mu_y``, ``2 * 49 * 48 * cov`` and the variance sum are formed exactly in
-    integers; only their ratio is float32 (error well below 1e-6), summed in float64. On CPU one
-    colour plane at a time (in bands of rows for large images), so the work stays in cache.
-    """
-    _check("ssim_skimage", pred, ref, min_size=_SK_WIN)
-    ref = ref.to(pred.device)
-    n, c, h, w = pred.shape
-    planes = n * c
-    x, y = pred.reshape(planes, h, w), ref.reshape(planes, h, w)
-    dev, it = x.device, torch.int32
-    step = 1 if dev.type == "cpu" else planes
-    ho, wo = h - _SK_WIN + 1, w - _SK_WIN + 1
-    # S = A1 A2 / (B1 B2); with sums s: A1 = 2 (p + c1/2) / 49^2, A2 = 2 (q + c2/2) / (49 * 48),
-    # B1 = (m + c1) / 49^2, B2 = (v + c2) / (49 * 48), c1 = 49^2 C1, c2 = 49 * 48 C2
-    c1 = 49.0 * 49.0 * (_SSIM_K1 * _SSIM_L) ** 2
-    c2 = 49.0 * 48.0 * (_SSIM_K2 * _SSIM_L) ** 2
-    out = torch.zeros(planes, dtype=work_dtype(dev), device=dev)
-    for s in range(0, planes, step):
-        k = min(step, planes - s)
-        for a, b in bands(ho, 4 * k * w):
-            rows = b - a + _SK_WIN - 1
-            ws = torch.empty((4, k, rows, w), dtype=it, device=dev)
-            tmp = torch.empty((4, k, rows, wo), dtype=it, device=dev)
-            sums = torch.empty((4, k, b - a, wo), dtype=it, device=dev)
-            num = torch.empty((4, k, b - a, wo), dtype=it, device=dev)
-            ratio = torch.empty((4, k, b - a, wo), dtype=torch.float32, device=dev)
-            xs, ys, qs, xys = ws.unbind(0)
-            xs.copy_(to_levels(x[s : s + k, a : a + rows]))
-            ys.copy_(to_levels(y[s : s + k, a : a + rows]))
-            torch.mul(xs, xs, out=qs).addcmul_(ys, ys)
-            torch.mul(xs, ys, out=xys)
-            _box7_valid(ws, tmp, sums)
-            sx, sy, sq, sxy = sums.unbind(0)
-            p, m, q, v = num.unbind(0)
-            torch.mul(sx, sy, out=p)  # 49^2 mu_x mu_y
-            torch.mul(sx, sx, out=m).addcmul_(sy, sy)  # 49^2 (mu_x^2 + mu_y^2)
-            torch.mul(sxy, 49, out=q).sub_(p)  # 49 * 48 cov_xy
-            torch.mul(sq, 49, out=v).sub_(m)  # 49 * 48 (var_x + var_y)
-            ratio.copy_(num)
-            fp, fm, fq, fv = ratio.unbind(0)
-            fp.add_(c1 / 2).mul_(fq.add_(c2 / 2))
-            fm.add_(c1).mul_(fv.add_(c2))
-            out[s : s + k] += fp.div_(fm).sum(dim=(-2, -1), dtype=out.dtype)
-    return (out * (4.0 / (ho * wo))).reshape(n, c).mean(dim=1)
-
-
+# -- MSE ------------------------------------------------------------------------------------------
 def mse(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Mean squared error on the [0, 1] scale over all pixels and RGB channels of each image."""
     _check("mse", pred, ref)

@@ -6,7 +6,7 @@ column-by-column mapping of every seed paper's tables to these names is in ``doc
 
 * ``ssim_skimage`` -- scikit-image's ``structural_similarity(channel_axis=2, data_range=255)``
   (7 x 7 uniform window, sample covariance, mean over R, G, B): the SSIM of Zero-DCE's evaluation
-  and of SKF Table 1 (Zero-DCE on LOL: 0.562). :func:`llbench.metrics.functional.ssim_skimage`.
+  and of SKF Table 1 (Zero-DCE on LOL: 0.562). :func:`llbench.metrics.skimage_ssim.ssim_skimage`.
 * ``ssim_matlab`` -- Wang et al.'s reference ``ssim.m`` on MATLAB ``rgb2gray``, with its automatic
   downsampling (f = 2 on LOL's 600 x 400). :func:`llbench.metrics.matlab.ssim_matlab`.
 * ``mse`` -- mean squared error on [0, 1] (SGZ Tables 2, 3, 6).
@@ -20,15 +20,16 @@ from llbench.api import MetricSpec, hookimpl
 from llbench.metrics import functional as F
 from llbench.metrics import matlab as MATLAB
 from llbench.metrics.core import FullReferenceMetric, metric_builder
+from llbench.metrics.skimage_ssim import ssim_skimage
 
 __all__ = ["SSIMSkimage", "SSIMMatlab", "MSE", "DEFINITIONS", "variant_specs", "register_metrics"]
 
 
 class SSIMSkimage(FullReferenceMetric):
-    """scikit-image's default SSIM on 8-bit RGB (:func:`llbench.metrics.functional.ssim_skimage`)."""
+    """scikit-image's default SSIM on 8-bit RGB (:func:`llbench.metrics.skimage_ssim.ssim_skimage`)."""
 
     name = "ssim_skimage"
-    fn = staticmethod(F.ssim_skimage)
+    fn = staticmethod(ssim_skimage)
 
 
 class SSIMMatlab(FullReferenceMetric):

@@ -304,3 +304,46 @@ def test_cli_dry_run_lists_cells(host, home):
     assert "4 cell(s)" in r.output and "2 training(s) to run" in r.output
     r = CliRunner().invoke(cli, ["run", "-m", "brighten", "-d", "tiny", "--seed", "a"])
     assert r.exit_code != 0 and "--seed takes integers" in r.output
+
+
+_DRIVER_STATE: list[str] = []  # filled at run time by the driver: seen by forked workers only
+
+
+def _worker_state(_: object) -> tuple[int, int, bool]:
+    import torch
+
+    return os.getpid(), torch.get_num_threads(), _DRIVER_STATE == ["set in the driver"]
+
+
+def test_local_pool_forks_when_safe_and_sets_worker_threads(monkeypatch):
+    import threading
+
+    import torch
+
+    from llbench.executors import local
+
+    torch.ones(1 << 16).sum()  # the driver has used torch (and its thread pool) before the fork
+    if sys.platform.startswith("linux"):
+        monkeypatch.setattr(threading, "active_count", lambda: 1)
+        assert local.start_method() == "fork"
+        monkeypatch.undo()
+    stop = threading.Event()
+    extra = threading.Thread(target=stop.wait)
+    extra.start()
+    try:
+        assert local.start_method() == "spawn"  # a fork would copy that thread's locks
+    finally:
+        stop.set()
+        extra.join()
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(sys.modules[__name__], "_DRIVER_STATE", ["set in the driver"])
+    ex = local.LocalExecutor({"workers": 2, "cores": 2})
+    try:
+        states = {ex.submit(_worker_state, None).result() for _ in range(4)}
+    finally:
+        ex.close()
+    pids = {pid for pid, _, _ in states}
+    assert os.getpid() not in pids
+    assert {threads for _, threads, _ in states} == {1}
+    if sys.platform.startswith("linux"):  # forked: the driver's memory came along
+        assert all(forked for _, _, forked in states)

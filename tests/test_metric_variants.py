@@ -14,6 +14,7 @@ from llbench.io.images import read_image
 from llbench.metrics import functional as M
 from llbench.metrics import matlab as MM
 from llbench.metrics.functional import MetricInputError
+from llbench.metrics.skimage_ssim import ssim_skimage
 
 skm = pytest.importorskip("skimage.metrics")
 
@@ -53,7 +54,7 @@ def test_ssim_skimage_equals_skimage_on_the_embedded_dataset(synthetic_pairs):
             outs.append(_t(out))
             refs.append(_t(high))
             expected.append(skm.structural_similarity(out, high, channel_axis=2, data_range=255))
-    got = M.ssim_skimage(torch.cat(outs), torch.cat(refs))  # one batched call
+    got = ssim_skimage(torch.cat(outs), torch.cat(refs))  # one batched call
     assert got.dtype == torch.float64 and got.shape == (len(expected),)
     dev = np.abs(got.numpy() - np.array(expected))
     assert dev.max() < 1e-6, dev.max()
@@ -66,24 +67,24 @@ def test_ssim_skimage_small_and_odd_sizes(hw):
     a = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-60, 60, a.shape), 0, 255).astype(np.uint8)
     want = skm.structural_similarity(a, b, channel_axis=2, data_range=255)
-    got = M.ssim_skimage(_t(a), _t(b)).item()
+    got = ssim_skimage(_t(a), _t(b)).item()
     assert abs(got - want) < 1e-6
     # uint8 input holds the levels themselves: same value
-    u = M.ssim_skimage(_t(a).mul(255).round().byte(), _t(b).mul(255).round().byte()).item()
+    u = ssim_skimage(_t(a).mul(255).round().byte(), _t(b).mul(255).round().byte()).item()
     assert u == got
 
 
 def test_ssim_skimage_identity_negative_and_errors():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
-    assert M.ssim_skimage(_t(a), _t(a)).item() == pytest.approx(1.0, abs=1e-7)
+    assert ssim_skimage(_t(a), _t(a)).item() == pytest.approx(1.0, abs=1e-7)
     inv = 255 - a  # anti-correlated: negative, as skimage (no clamping)
     want = skm.structural_similarity(inv, a, channel_axis=2, data_range=255)
-    assert want < 0 and M.ssim_skimage(_t(inv), _t(a)).item() == pytest.approx(want, abs=1e-6)
+    assert want < 0 and ssim_skimage(_t(inv), _t(a)).item() == pytest.approx(want, abs=1e-6)
     with pytest.raises(MetricInputError, match="at least 7 x 7"):
-        M.ssim_skimage(torch.zeros(1, 3, 6, 9), torch.zeros(1, 3, 6, 9))
+        ssim_skimage(torch.zeros(1, 3, 6, 9), torch.zeros(1, 3, 6, 9))
     with pytest.raises(MetricInputError, match="differ in shape"):
-        M.ssim_skimage(torch.zeros(1, 3, 9, 9), torch.zeros(1, 3, 9, 10))
+        ssim_skimage(torch.zeros(1, 3, 9, 9), torch.zeros(1, 3, 9, 10))
 
 
 # -- ssim_matlab: an independent numpy transcription of ssim.m -------------------------------------
@@ -216,7 +217,7 @@ def test_specs_registered_with_definitions():
     assert reg.get("ceiq").needs == frozenset({"weights"})
     m = reg.get("ssim_skimage").build(torch.device("cpu"), {})
     x = torch.rand(2, 3, 12, 12)
-    assert torch.equal(m(x, x.flip(-1)), M.ssim_skimage(x, x.flip(-1)))
+    assert torch.equal(m(x, x.flip(-1)), ssim_skimage(x, x.flip(-1)))
     with pytest.raises(MetricInputError, match="no reference"):
         m(x)
     assert math.isclose(reg.get("mse").build(torch.device("cpu"), {})(x, x).sum().item(), 0.0)
