@@ -435,12 +435,81 @@ def test_lime_direct_orderings_agree_and_cg_is_within_a_level():
     assert (cg * 255).round().sub((exact * 255).round()).abs().max() <= 1
 
 
+@pytest.mark.parametrize(
+    "shape", [(1, 2), (2, 1), (1, 57), (40, 1), (3, 3), (5, 4), (13, 10), (31, 47), (17, 250)]
+)
+def test_lime_multifrontal_equals_superlu_on_any_grid(shape):
+    from llbench.plugins.lime import multifrontal
+
+    h, w = shape
+    rng = np.random.default_rng(h * 1000 + w)
+    t_hat = rng.random(shape) ** 3  # dark, rough: weights over six orders of magnitude
+    wh, wv = lime.solver_weights(t_hat, 3, 2.0, 1e-3)
+    exact = lime.refine_illumination(t_hat, solver="direct")
+    got = multifrontal.solve(*(torch.from_numpy(a) for a in (0.15 * wh, 0.15 * wv, t_hat)))
+    assert got.dtype == torch.float64 and got.shape == shape
+    np.testing.assert_allclose(got.numpy(), exact, rtol=0, atol=1e-9)
+
+
+def test_lime_multifrontal_dissection_covers_every_pixel_once():
+    from llbench.plugins.lime import multifrontal
+
+    for h, w in ((1, 1), (1, 9), (7, 5), (40, 61)):
+        levels = multifrontal.analyse(h, w).levels
+        seps = torch.cat([lv.sep.reshape(-1) for lv in levels])
+        seps = seps[seps < h * w]
+        assert sorted(seps.tolist()) == list(range(h * w))  # each pixel eliminated exactly once
+        for lv in levels:  # a front's ring holds no pixel of its own separator
+            for sep, ring in zip(lv.sep.tolist(), lv.ring.tolist(), strict=True):
+                assert not (set(sep) - {h * w}) & (set(ring) - {h * w})
+
+
+def test_lime_multifrontal_falls_back_to_float64_and_refuses_huge_grids(monkeypatch):
+    from llbench.errors import ConfigError
+    from llbench.plugins.lime import multifrontal
+
+    low = _natural_dark(30, 40)
+    t_hat = lime.initial_illumination(low)[0].double().numpy()
+    exact = lime.refine_illumination(t_hat, solver="direct")
+    wh, wv = lime.solver_weights(t_hat, 3, 2.0, 1e-3)
+    args = [torch.from_numpy(a) for a in (0.15 * wh, 0.15 * wv, t_hat)]
+    seen = []
+    real = multifrontal.factorize
+    monkeypatch.setattr(
+        multifrontal, "factorize", lambda a, d, h, v: seen.append(d.dtype) or real(a, d, h, v)
+    )
+    np.testing.assert_allclose(multifrontal.solve(*args).numpy(), exact, atol=1e-9)
+    assert seen == [torch.float32]  # well conditioned: float32 factors, refined
+    monkeypatch.setattr(multifrontal, "_FLOAT32_LIMIT", 0.0)  # "too ill-conditioned for float32"
+    seen.clear()
+    np.testing.assert_allclose(multifrontal.solve(*args).numpy(), exact, atol=1e-12)
+    assert seen == [torch.float64]
+    monkeypatch.setattr(multifrontal, "_FLOAT32_LIMIT", 1.0)
+    monkeypatch.setattr(multifrontal, "_REFINE_STEPS", 0)  # refinement "stalls": redone in float64
+    seen.clear()
+    np.testing.assert_allclose(multifrontal.solve(*args).numpy(), exact, atol=1e-12)
+    assert seen == [torch.float32, torch.float64]
+    monkeypatch.setattr(multifrontal, "MAX_PIXELS", 100)
+    with pytest.raises(ConfigError, match="up to 100 pixels.*solver = 'cg'"):
+        multifrontal.solve(*args)
+
+
+def test_lime_default_solver_is_the_exact_multifrontal_one():
+    low = _natural_dark()
+    default = build("lime").enhance(low)
+    exact = build("lime", solver="direct").enhance(low)
+    assert (default - exact).abs().max() < 1e-6
+    assert "multifrontal" in build("lime").provenance()["solver"]
+
+
 def test_lime_solver_config_is_checked():
     from llbench.errors import ConfigError
     from llbench.plugins.lime import solvers
 
-    assert solvers.resolve_solver("auto", "cuda") == "cg"
-    assert solvers.resolve_solver("auto", "cpu") == "direct"
+    assert solvers.resolve_solver("auto", "cpu", 600 * 400) == "multifrontal"
+    assert solvers.resolve_solver("auto", "cuda", 600 * 400) == "multifrontal"
+    assert solvers.resolve_solver("auto", "cuda", solvers.MAX_PIXELS + 1) == "cg"
+    assert solvers.resolve_solver("auto", "cpu", solvers.MAX_PIXELS + 1) == "direct"
     with pytest.raises(ConfigError, match="solver must be one of"):
         build("lime", solver="umfpack")
     with pytest.raises(ConfigError, match="cg_tol"):

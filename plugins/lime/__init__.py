@@ -29,9 +29,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "gamma": 0.8,
     # the small constant epsilon in the weights, and the floor of T in R = L / T
     "eps": 1e-3,
-    # how the sparse system is solved (llbench.plugins.lime.solvers): "direct" (exact, nested
-    # dissection), "direct-mmd" (exact, minimum degree), "cg" (conjugate gradients in torch on
-    # the method's device); "auto" = "cg" on CUDA, "direct" elsewhere
+    # how the sparse system is solved (llbench.plugins.lime.solvers): "multifrontal" (exact,
+    # batched nested-dissection Cholesky in torch on the method's device), "direct" (exact,
+    # SuperLU, nested dissection), "direct-mmd" (exact, SuperLU, minimum degree), "cg" (conjugate
+    # gradients in torch); "auto" = "multifrontal" up to 4 MP, then "cg" on CUDA, else "direct"
     "solver": "auto",
     # relative residual at which "cg" stops, and its iteration cap
     "cg_tol": 1e-4,
