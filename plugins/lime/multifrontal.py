@@ -15,25 +15,29 @@ multifrontal solution of indefinite sparse symmetric linear equations", ACM TOMS
   which are all the not-yet-eliminated pixels its elimination couples.
 * Factorization (bottom-up): each front is a dense ``(s + b) x (s + b)`` matrix holding the
   matrix entries of its ``s`` separator pixels and the ``b x b`` Schur complements its two children
-  passed up ("extend-add"); ``F_ss = L L^T`` (Cholesky), ``W = L^-1 F_sb``, and
-  ``F_bb - W^T W`` goes to the parent. Every level is a handful of batched dense kernels
-  (``cholesky``, ``solve_triangular``, ``baddbmm``) and two ``scatter_add_``; fronts are padded
-  to their level's largest (identity rows for missing separator pixels, empty ring slots), which
-  changes nothing in the solution.
+  passed up ("extend-add": scattered into the parent's columns, then added to its rows);
+  ``F_ss = L L^T`` (Cholesky), ``W = L^-1 F_sb``, and ``F_bb - W^T W`` goes to the parent. Every
+  level is a handful of batched dense kernels (``cholesky``, ``solve_triangular``, ``baddbmm``)
+  and three scatters; fronts are padded to their level's largest (identity rows for missing
+  separator pixels, empty ring slots), which changes nothing in the solution.
 * Solve: forward substitution level by level from the leaves, back substitution from the root.
 
 The factorization runs in float32 when the matrix allows it (largest diagonal entry times float32's
 unit roundoff below 0.05; the smallest eigenvalue is at least 1, so this bounds the condition
 number) and the result is refined in float64 (``x += solve(b - A x)``, each step gaining about
-three digits on LIME's matrices) until the correction is below ``1e-9`` of ``max |x|``: the
-answer equals a float64 direct solve to about ``1e-10`` (far below what an 8-bit output can show). Otherwise, or when refinement stalls, the
-factorization is redone in float64. It runs on the tensors' device (the GPU when there is one).
-On a 600 x 400 image on two CPU cores: analysis 0.16 s once per image size, factorization about
-0.17 s, each solve 0.02 s (SuperLU with the same ordering: 0.6 s).
+three digits on LIME's matrices) until the correction is below ``1e-6`` of ``max |x|`` (so the
+error left is about a thousandth of that): the answer equals a float64 direct solve to about
+``1e-9`` relative (``2e-11`` on a 600 x 400 image), far below what an 8-bit output can show.
+Otherwise, or when refinement stalls, the factorization is redone in float64. It runs on the
+tensors' device (the GPU when there is one).
+On a 600 x 400 image on two CPU cores: analysis 0.15 s once per image size, factorization
+about 0.2 s, each solve 0.02 s (SuperLU with the same ordering: 0.6 s); 2000 x 2000: 16 s and
+4.4 GB at peak (SuperLU: 34 s, 6.6 GB).
 
-Memory: the stored factors take about ``100 N`` values for ``N`` pixels (a few hundred MB for
-one megapixel), so :func:`solve` refuses grids above :data:`MAX_PIXELS`; LIME's ``"auto"``
-solver uses conjugate gradients there.
+Memory: the analysis (the last four grid sizes are cached) holds about 17 integers per pixel
+(33 MB at 600 x 400), the factors about 80 floats per pixel at 0.24 MP, growing as ``N log N``; :func:`solve` refuses grids above
+:data:`MAX_PIXELS`, where LIME's ``"auto"`` solver uses SuperLU on the CPU and conjugate gradients
+on CUDA.
 """
 
 from __future__ import annotations
@@ -62,13 +66,16 @@ class Level:
     """The fronts of one depth: ``sep`` (``B x s``) and ``ring`` (``B x b``) hold flat pixel
     indices (``N`` = empty slot); ``asm_pos``/``asm_src`` place matrix entries into the level's
     flat front storage (``B x (n + 1) x (n + 1)``, ``n = s + b``, the last row and column a sink
-    for empty slots); ``ext_pos`` places each child's ``b_c x b_c`` update into its parent."""
+    for empty slots; leaves store only their ``s`` separator rows). Each front's ring pixels sit
+    in its parent's front at the positions ``ext_cols`` (``B x b``); ``ext_rows`` are the same as
+    rows of the parent level's storage viewed as ``(B_p (n_p + 1)) x (n_p + 1)``."""
 
     sep: torch.Tensor
     ring: torch.Tensor
     asm_pos: torch.Tensor
     asm_src: torch.Tensor
-    ext_pos: torch.Tensor | None = None  # into the parent level (None at the root)
+    ext_cols: torch.Tensor | None = None  # None at the root
+    ext_rows: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -83,10 +90,7 @@ class Level:
         return self.sep.shape[1] + self.ring.shape[1]
 
     def to(self, device: torch.device) -> Level:
-        ext = None if self.ext_pos is None else self.ext_pos.to(device)
-        return Level(
-            *(t.to(device) for t in (self.sep, self.ring, self.asm_pos, self.asm_src)), ext
-        )
+        return Level(*(None if t is None else t.to(device) for t in vars(self).values()))
 
 
 @dataclass
@@ -178,7 +182,7 @@ def _assembly(
     return np.concatenate([p.ravel() for p in pos]), np.concatenate([x.ravel() for x in src])
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def analyse(h: int, w: int) -> Analysis:
     """The nested dissection of the ``h x w`` grid and every index the numeric phases need."""
     if h < 1 or w < 1:
@@ -209,16 +213,14 @@ def analyse(h: int, w: int) -> Analysis:
     for d, ((sep, ring), look) in enumerate(zip(raw, looks, strict=True)):
         leaf = d == len(raw) - 1  # no children: only the separator rows are stored
         pos, src = _assembly(sep, look, h, w, sep.shape[1] if leaf else look.n + 1)
-        ext = None
+        ext: list[np.ndarray] = []
         if d > 0:  # each child's ring inside its parent's front
             parent = looks[d - 1]
             box = np.repeat((np.arange(sep.shape[0]) // 2)[:, None], ring.shape[1], 1)
-            p = parent(box, ring)
-            m = parent.n + 1
-            ext = (box[:, :, None] * m + p[:, :, None]) * m + p[:, None, :]
-            ext = torch.from_numpy(ext.reshape(-1).astype(np.int64))
+            cols = parent(box, ring)
+            ext = [cols, (box * (parent.n + 1) + cols).reshape(-1)]
         levels.append(
-            Level(*(torch.from_numpy(a.astype(np.int64)) for a in (sep, ring, pos, src)), ext)
+            Level(*(torch.from_numpy(a.astype(np.int64)) for a in (sep, ring, pos, src, *ext)))
         )
     return Analysis(h, w, levels)
 
@@ -277,9 +279,13 @@ def factorize(analysis: Analysis, diag: torch.Tensor, eh: torch.Tensor, ev: torc
         rows = s if update is None else n + 1  # leaves: no children, no F_bb
         front = vals.new_zeros(lv.batch * rows * (n + 1))
         front.scatter_add_(0, lv.asm_pos, vals[lv.asm_src])
-        if update is not None:
-            front.scatter_add_(0, levels[d + 1].ext_pos, update.reshape(-1))
         front = front.view(lv.batch, rows, n + 1)
+        if update is not None:  # extend-add: the children's updates, columns then rows
+            child = levels[d + 1]
+            bc = child.ring.shape[1]
+            spread = update.new_zeros(child.batch, bc, n + 1)
+            spread.scatter_(2, child.ext_cols[:, None, :].expand(-1, bc, -1), update)
+            front.view(-1, n + 1).index_add_(0, child.ext_rows, spread.view(-1, n + 1))
         lo, info = torch.linalg.cholesky_ex(front[:, :s, :s])
         if bool(info.any()):
             raise torch.linalg.LinAlgError("a pivot is not positive")
