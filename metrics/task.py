@@ -104,12 +104,22 @@ class ConfusionMatrix:
 
 
 # -- segmenters, shared between miou and mpa ---------------------------------------------------------
-_SEGMENTERS: dict[tuple[str, str], Any] = {}
+_SEGMENTERS: dict[tuple, Any] = {}
+
+
+def _weight_stamps(name: str) -> tuple:
+    """Path, size and modification time of the segmenter's weight files as they are now."""
+    from llbench.pluginhost.host import get_host
+
+    registry = get_host().registry("segmenter")
+    files = registry.get(name).weight_files() if name in registry else ()
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.is_file())
 
 
 def get_segmenter(name: str, device: torch.device | str = "cpu") -> Any:
-    """A built segmenter, shared by every metric of the process on the same device."""
-    key = (name, str(torch.device(device)))
+    """A built segmenter, shared by every metric of the process on the same device while its
+    weight files stay the same (a retrained or replaced checkpoint is loaded again)."""
+    key = (name, str(torch.device(device)), _weight_stamps(name))
     if key not in _SEGMENTERS:
         from llbench.segmenters import build_segmenter
 

@@ -154,7 +154,12 @@ def load_runs(home: str | Path | None = None, keys: Sequence[str] | None = None)
         )
         out.append(rec)
     if not keys:
-        for r in store.references():
+        # one reference row per (dataset, split, bound): the newest. Rows of other segmenters
+        # (or weights) are older scorings, never averaged with it as if they were seeds.
+        newest: dict[tuple, Any] = {}
+        for r in store.references():  # ordered by creation
+            newest[(r["dataset"], r["split"], r["which"])] = r
+        for r in newest.values():
             out.append(
                 RunRecord(
                     key=r["key"],

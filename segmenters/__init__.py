@@ -157,6 +157,7 @@ def register_segmenters(register, home, data_root):
                 classes=VOC_CLASSES,
                 available=lambda n=name: W.unavailable_message(n),
                 version="tv-coco-voc-v1",
+                weight_files=lambda n=name: [wf.path() for wf in W.files_for(n)],
             )
         )
 
@@ -164,6 +165,11 @@ def register_segmenters(register, home, data_root):
         from llbench.segmenters import hrnet
 
         return hrnet.unavailable()
+
+    def hrnet_checkpoint():
+        from llbench.segmenters import hrnet
+
+        return hrnet.checkpoint_path()
 
     def hrnet_build(device):
         from llbench.segmenters import hrnet
@@ -179,6 +185,7 @@ def register_segmenters(register, home, data_root):
             classes=PASCAL_CONTEXT_59,
             available=hrnet_unavailable,
             version="hrnet-official-v1",
+            weight_files=lambda: [hrnet_checkpoint()],
         )
     )
     register(
@@ -189,5 +196,6 @@ def register_segmenters(register, home, data_root):
             "(5 labels); trained on first use and cached in <home>/weights/tiny-seg.pt",
             classes=TINY_CLASSES,
             version="1",
+            weight_files=lambda: [tiny_seg_path(home)],
         )
     )

@@ -15,6 +15,7 @@ from llbench.errors import DatasetError, LLBenchError
 from llbench.io.images import read_mask
 from llbench.metrics import task
 from llbench.metrics.task import ConfusionMatrix
+from llbench.segmenters.labels import TINY_CLASSES
 
 SMALL = ScenesConfig(height=64, width=80, n_train=16, n_test=4)
 
@@ -359,3 +360,78 @@ def test_runner_scores_the_input_like_reference_scores(home):
     frame = results(home=home, metrics=["miou"])
     assert set(frame["method"]) == {"input", "(dark input)", "(normal light)"}
     task._SEGMENTERS.clear()
+
+
+class _Flat:
+    """Labels every pixel 1 in the five classes of ``scenes``."""
+
+    classes = TINY_CLASSES
+
+    def predict(self, images):
+        return torch.ones(images.shape[0], *images.shape[-2:], dtype=torch.long)
+
+
+class _FlatPlugin:
+    @hookimpl
+    def register_segmenters(self, register):
+        register(SegmenterSpec("flat", lambda device: _Flat(), "test", TINY_CLASSES))
+
+
+def test_task_scores_follow_the_segmenter_and_its_weights(home):
+    """mIoU is stored with the identity of the segmenter that made it (name, version, sha256 of
+    its weights): a finished run asked again with other weights or another segmenter is
+    rescored (not reused), and reference rows are kept per identity."""
+    from llbench.engine.runner import run
+    from llbench.pluginhost.host import get_host
+    from llbench.segmenters import tiny, tiny_seg_path
+    from llbench.store.database import Store
+
+    get_host().register(_FlatPlugin(), name="flat-test")
+    task._SEGMENTERS.clear()
+    ds = get_host().dataset("scenes").build(home / "data")
+    ds.prepare()
+    images, masks = tiny.load_training_data(ds.samples("train")[:8])
+
+    def train_tiny(steps: int) -> None:
+        config = tiny.TrainConfig(steps=steps, crop=64)
+        tiny.save(tiny.train(images, masks, config), tiny_seg_path(home), config)
+
+    def miou(segmenter: str = "tiny-seg"):
+        return run("input", "scenes", metrics=["miou"], limit=4, segmenter=segmenter,
+                   progress=False)  # fmt: skip
+
+    def expected(segmenter: str = "tiny-seg") -> float:
+        return task.reference_scores(ds.samples("test")[:4], segmenter)["input"]["miou"]
+
+    train_tiny(2)
+    first = miou()
+    assert not first.reused and first.scores["miou"] == pytest.approx(expected())
+    assert miou().reused  # same segmenter, same weights
+    train_tiny(40)  # other weights in the same file
+    assert expected() != pytest.approx(first.scores["miou"])
+    second = miou()
+    assert not second.reused and second.key == first.key  # the outputs are reused, not the score
+    assert second.scores["miou"] == pytest.approx(expected())
+    other = miou("flat")
+    assert not other.reused and other.scores["miou"] == pytest.approx(expected("flat"))
+    assert other.scores["miou"] != pytest.approx(second.scores["miou"])
+    assert miou("flat").reused
+    assert miou().scores["miou"] == pytest.approx(second.scores["miou"])  # back: rescored
+    store = Store(home)
+    refs = store.references()
+    assert len(refs) == 6  # dark input and normal light for three segmenter identities
+    # a score stored before contexts were recorded is not trusted: scored again
+    store.connect().execute("DELETE FROM split_contexts")
+    assert not miou().reused
+    from llbench.engine.grid import run_grid  # grids follow the same rule
+
+    def grid(segmenter: str):
+        out = run_grid(["input"], ["scenes"], metrics=["miou"], limit=4, segmenter=segmenter,
+                       progress=False)  # fmt: skip
+        return out.cells[0]
+
+    cell = grid("flat")
+    assert cell.status == "finished" and cell.result.scores["miou"] == pytest.approx(
+        expected("flat")
+    )
+    assert grid("flat").status == "reused"

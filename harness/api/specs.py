@@ -41,6 +41,10 @@ def _always_available() -> str | None:
     return None
 
 
+def _no_weight_files() -> Sequence[Path]:
+    return ()
+
+
 @dataclass(frozen=True)
 class WeightsRef:
     """Released weights of a paper: where they are published and their sha256.
@@ -183,6 +187,10 @@ class SegmenterSpec:
     """A semantic segmenter used by task metrics (mIoU, mPA).
 
     ``build(device)`` returns an object with ``predict(images) -> LongTensor (N, H, W)``.
+    ``weight_files()`` lists the files whose contents determine its predictions (checkpoints it
+    loads), present or not: llbench hashes them into the identity of every task score and
+    reference row, so scores made with other weights (a retrained or replaced checkpoint) are
+    never reused as if they were these. ``version`` does the same for code changes.
     """
 
     name: str
@@ -191,6 +199,7 @@ class SegmenterSpec:
     classes: tuple[str, ...]
     available: Callable[[], str | None] = _always_available
     version: str = "1"
+    weight_files: Callable[[], Sequence[Path]] = _no_weight_files
 
     def __post_init__(self) -> None:
         _check_name(self.name)

@@ -26,7 +26,7 @@ from llbench.errors import ImageError, LLBenchError, MethodOutputError
 from llbench.io.hashing import sha256_file
 from llbench.io.images import quantize, read_image, read_mask, to_tensor, to_uint8, write_png
 from llbench.progress import Progress
-from llbench.store.database import DATASET_ROW, Store
+from llbench.store.database import Store
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Job:
     home: Path
     out_dir: Path
     batch_size: int = 1
+    contexts: dict[str, str] = field(default_factory=dict)  # of split-level metrics
 
     @property
     def per_image(self) -> dict[str, Metric]:
@@ -293,7 +294,7 @@ def score_split(job: Job) -> None:
         for n, m in efficiency.items():
             values[n] = m.measure(job.method, size)
     if values:
-        job.store.record_scores(job.key, DATASET_ROW, values)
+        job.store.record_split_scores(job.key, values, job.contexts)
 
 
 def load_triplet(s: Sample, output: Path):

@@ -22,6 +22,7 @@ from typing import Any
 from llbench import paths
 from llbench.api.executors import Executor, Handle, wait_any
 from llbench.engine.claims import HOLDER, holding
+from llbench.engine.contexts import split_contexts
 from llbench.engine.execute import Job, pending, record, score_split
 from llbench.engine.plan import RunPlan, plan_run
 from llbench.engine.references import record_references
@@ -165,7 +166,7 @@ def _look_up_run(cell: Cell, store: Store, force: bool) -> None:
     assert plan is not None and cell.weights is not None
     cell.key = plan.key(cell.weights.sha256)
     existing = store.get_run(cell.key)
-    if not force and is_complete(store, existing, plan.metric_names):
+    if not force and is_complete(store, existing, plan.metric_names, split_contexts(plan)):
         cell.status = "reused"
         cell.result = summarise(store, plan, cell.key, reused=True)
         return
@@ -186,7 +187,7 @@ def _job(cell: Cell, store: Store, method: Any = None, metrics: dict | None = No
     assert plan is not None and cell.key is not None
     return Job(
         cell.key, store, method, metrics or {}, plan.samples, plan.home, plan.out_dir(cell.key),
-        plan.batch_size,
+        plan.batch_size, split_contexts(plan),
     )  # fmt: skip
 
 

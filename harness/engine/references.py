@@ -3,21 +3,26 @@
 For datasets with segmentation masks, a report shows the gap an enhancement method closes
 between segmenting the un-enhanced dark inputs and segmenting the normal-light images (the
 downstream protocol of SLLEN Sec. IV and SGZ Sec. 4.3). Both are stored once per dataset, split,
-manifest and segmenter as reference rows (:data:`llbench.store.REFERENCES`), which tables show
+manifest and segmenter identity (name, version and the sha256 of its weight files:
+:func:`llbench.engine.contexts.segmenter_identity`) as reference rows (:data:`llbench.store.REFERENCES`), which tables show
 above the methods and never rank.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from llbench.api.specs import MetricSpec
+from llbench.engine.contexts import segmenter_identity, segmenter_name
 from llbench.engine.plan import RunPlan, hash_json
 from llbench.engine.provenance import base_provenance
 from llbench.store.database import REFERENCES, Store
 
 
-def reference_key(plan: RunPlan, which: str, segmenter: str) -> str:
+def reference_key(plan: RunPlan, which: str, segmenter: dict[str, Any]) -> str:
+    """Reference rows are keyed by the segmenter's identity (name, version, weight hashes)."""
     return hash_json(
         {
             "bound": which,
@@ -38,13 +43,16 @@ def record_references(plan: RunPlan, store: Store, device: torch.device) -> None
     names = task_metric_names(plan.metrics)
     if not names or any(s.mask is None for s in plan.samples):
         return
-    from llbench.metrics.task import DEFAULT_SEGMENTER, reference_scores
+    from llbench.metrics.task import reference_scores
 
-    segmenter = plan.options.get("segmenter") or DEFAULT_SEGMENTER
-    keys = {which: reference_key(plan, which, segmenter) for which in REFERENCES}
+    segmenter = segmenter_name(plan)
+    identity = segmenter_identity(segmenter)
+    keys = {which: reference_key(plan, which, identity) for which in REFERENCES}
     if all(set(names) <= store.scored_metrics(k) for k in keys.values()):
         return
     bounds = reference_scores(plan.samples, segmenter, device)
+    identity = segmenter_identity(segmenter)  # tiny-seg may have been trained just now
+    keys = {which: reference_key(plan, which, identity) for which in REFERENCES}
     for which, values in bounds.items():
         store.record_reference(
             keys[which],
@@ -54,5 +62,10 @@ def record_references(plan: RunPlan, store: Store, device: torch.device) -> None
             split=plan.split,
             n_images=len(plan.samples),
             manifest_hash=plan.manifest_hash,
-            provenance={**base_provenance(), "segmenter": segmenter, "bound": which},
+            provenance={
+                **base_provenance(),
+                "segmenter": segmenter,
+                "segmenter_identity": identity,
+                "bound": which,
+            },
         )

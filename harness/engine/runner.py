@@ -14,7 +14,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from llbench.api.methods import Method
 from llbench.device import describe_device
 from llbench.engine.claims import holding
+from llbench.engine.contexts import split_contexts
 from llbench.engine.execute import Job, execute
 from llbench.engine.plan import RunPlan, plan_run
 from llbench.engine.provenance import base_provenance
@@ -143,14 +144,17 @@ def _execute(
         kept, hashes = prepare_force(plan, store, key, host)
         shutil.rmtree(out_dir, ignore_errors=True)
         existing = store.get_run(key)
-    if not force and is_complete(store, existing, plan.metric_names):
+    contexts = split_contexts(plan)
+    if not force and is_complete(store, existing, plan.metric_names, contexts):
         return summarise(store, plan, key, reused=True)
     start_run_row(
         store, plan, key, got, run_provenance(plan, meth.provenance(), got, host), existing
     )
     try:
         built = {s.name: s.build(plan.device, plan.options) for s in plan.metrics}
-        job = Job(key, store, meth, built, plan.samples, plan.home, out_dir, plan.batch_size)
+        job = Job(
+            key, store, meth, built, plan.samples, plan.home, out_dir, plan.batch_size, contexts
+        )
         execute(job, bar, f"{plan.method.name} on {plan.dataset.name}")
         record_references(plan, store, plan.device)
     except BaseException as exc:
@@ -205,12 +209,16 @@ def restore_after_force(
     store.restore_scores(key, back)
 
 
-def is_complete(store: Store, row: Any, metrics: Sequence[str]) -> bool:
-    """A stored run (``row``, or None) that finished and has every metric asked for: reused."""
+def is_complete(
+    store: Store, row: Any, metrics: Sequence[str], contexts: Mapping[str, str] | None = None
+) -> bool:
+    """A stored run (``row``, or None) that finished and has every metric asked for, the
+    split-level ones in the ``contexts`` asked for (:func:`~llbench.engine.contexts.split_contexts`):
+    reused."""
     return (
         row is not None
         and row["status"] == "finished"
-        and set(metrics) <= store.scored_metrics(row["key"])
+        and set(metrics) <= store.scored_metrics(row["key"], contexts)
     )
 
 

@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS trainings (
     finished REAL,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS split_contexts (
+    run_key TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    context TEXT NOT NULL,
+    PRIMARY KEY (run_key, metric)
+);
 CREATE TABLE IF NOT EXISTS "references" (
     key TEXT PRIMARY KEY,
     which TEXT NOT NULL,
@@ -265,6 +271,14 @@ class Store:
                 [(key, image, m, _finite_or_none(v)) for m, v in scores.items()],
             )
 
+    def record_split_scores(
+        self, key: str, scores: Mapping[str, float], contexts: Mapping[str, str]
+    ) -> None:
+        """Split-level scores of run (or reference row) ``key`` with the context each was made
+        in (:mod:`llbench.engine.contexts`)."""
+        with self.transaction() as conn:
+            _write_split(conn, key, scores, contexts)
+
     def add_artifact(self, key: str, kind: str, path: str, sha256: str | None = None) -> None:
         with self.transaction() as conn:
             conn.execute(
@@ -277,15 +291,24 @@ class Store:
             for table, col in (
                 ("items", "run_key"),
                 ("scores", "run_key"),
+                ("split_contexts", "run_key"),
                 ("artifacts", "run_key"),
                 ("runs", "key"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} = ?", (key,))
 
-    def scored_metrics(self, key: str) -> set[str]:
-        """Every metric with at least one stored value for run ``key``."""
+    def scored_metrics(self, key: str, contexts: Mapping[str, str] | None = None) -> set[str]:
+        """Every metric with at least one stored value for run ``key``; a metric named in
+        ``contexts`` only if it was scored in that context (see :mod:`llbench.engine.contexts`)."""
         rows = self.query("SELECT DISTINCT metric FROM scores WHERE run_key = ?", (key,))
-        return {r["metric"] for r in rows}
+        names = {r["metric"] for r in rows}
+        if contexts:
+            stored = {
+                r["metric"]: r["context"]
+                for r in self.query("SELECT * FROM split_contexts WHERE run_key = ?", (key,))
+            }
+            names = {n for n in names if n not in contexts or stored.get(n) == contexts[n]}
+        return names
 
     def metrics_by_image(self, key: str) -> dict[str, set[str]]:
         """``{image: {metric, ...}}`` of the values stored for run ``key``."""
@@ -495,9 +518,15 @@ class Store:
         return rows[0] if rows else None
 
     def record_reference(
-        self, key: str, which: str, scores: Mapping[str, float], **fields: Any
+        self,
+        key: str,
+        which: str,
+        scores: Mapping[str, float],
+        contexts: Mapping[str, str] | None = None,
+        **fields: Any,
     ) -> None:
-        """Store a reference row (``which`` in :data:`REFERENCES`) and its split-level scores."""
+        """Store a reference row (``which`` in :data:`REFERENCES`) and its split-level scores
+        (with their contexts)."""
         if which not in REFERENCES:
             raise ValueError(f"unknown reference {which!r}; one of {sorted(REFERENCES)}")
         fields = {k: _encode(v) for k, v in fields.items()}
@@ -508,10 +537,7 @@ class Store:
                 f"VALUES ({', '.join('?' * len(cols))})",
                 (key, which, time.time(), *fields.values()),
             )
-            conn.executemany(
-                "INSERT OR REPLACE INTO scores (run_key, image, metric, value) VALUES (?, ?, ?, ?)",
-                [(key, DATASET_ROW, m, _finite_or_none(v)) for m, v in scores.items()],
-            )
+            _write_split(conn, key, scores, contexts or {})
 
     def _migrate_reference_rows(self) -> None:
         """Databases written before reference rows had their own table stored them as runs
@@ -564,6 +590,19 @@ class Store:
                 "INSERT OR REPLACE INTO train_log (train_key, step, name, value) VALUES (?, ?, ?, ?)",
                 [(key, int(step), n, _finite_or_none(v)) for n, v in values.items()],
             )
+
+
+def _write_split(
+    conn: sqlite3.Connection, key: str, scores: Mapping[str, float], contexts: Mapping[str, str]
+) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO scores (run_key, image, metric, value) VALUES (?, ?, ?, ?)",
+        [(key, DATASET_ROW, m, _finite_or_none(v)) for m, v in scores.items()],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO split_contexts (run_key, metric, context) VALUES (?, ?, ?)",
+        [(key, m, contexts[m]) for m in scores if m in contexts],
+    )
 
 
 def _encode(v: Any) -> Any:

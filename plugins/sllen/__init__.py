@@ -138,6 +138,19 @@ def build_segmenter(device, home=None):
     return build(device, home)
 
 
+def segmenter_weight_files(home=None) -> list[Path]:
+    """The SLLEN file the ``sllen-ssan`` segmenter would load (present or not)."""
+    import os
+
+    from .segmenter import ENV, find_weights
+
+    explicit = os.environ.get(ENV)
+    if explicit:
+        return [Path(explicit).expanduser()]
+    found = find_weights(home)
+    return [found] if found is not None else []
+
+
 def segmenter_available(home=None):
     from .segmenter import unavailable
 
@@ -182,5 +195,6 @@ def register_segmenters(register, home):
             "<home>/weights/sllen-*.pt); classes follow the file (VOC 21 listed)",
             classes=VOC_CLASSES,
             available=lambda: segmenter_available(home),
+            weight_files=lambda: segmenter_weight_files(home),
         )
     )
