@@ -190,10 +190,14 @@ def train_and_save(
 
 
 class TinySegSegmenter(Segmenter):
-    """A trained :class:`TinySegNet` as a segmenter."""
+    """A trained :class:`TinySegNet` as a segmenter. Its encoder's second and third stages are
+    its features (strides 2 and 4, ``2w`` and ``4w`` channels), so frameworks that fuse
+    semantics at several decoder scales (SKF) get a feature per scale from it too."""
 
     name = "tiny-seg"
     classes = TINY_CLASSES
+    feature_modules = ("enc2", "enc3")
+    feature_strides = (2, 4)
 
     def __init__(
         self,
@@ -204,6 +208,8 @@ class TinySegSegmenter(Segmenter):
         super().__init__(device)
         self.net = net.to(self.device).eval()
         self.info = dict(info or {})
+        width = net.enc1[0].out_channels
+        self.feature_channels = (2 * width, 4 * width)
 
     @classmethod
     def load(cls, path: Path, device: torch.device | str = "cpu") -> TinySegSegmenter:

@@ -234,6 +234,17 @@ class ThirdPartyPlugin:
         )
 
 
+def test_tiny_seg_features_feed_the_coarser_drbn_sites():
+    from llbench.segmenters.tiny import TinySegNet, TinySegSegmenter
+
+    torch.manual_seed(0)
+    seg = TinySegSegmenter(TinySegNet())
+    m = _drbn_skf({"G0": 8, "G": 4}, seg=seg)
+    assert m.sources == {"s1": "logits", "s2": "stride:2", "s4": "stride:4"}
+    x = torch.rand(1, 3, 24, 32)
+    assert m.enhance(x).shape == x.shape
+
+
 def test_a_third_party_method_is_wrapped_through_the_public_hooks(tmp_path, home):
     from llbench.pluginhost.host import get_host
 

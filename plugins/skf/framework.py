@@ -17,8 +17,8 @@ knowledge bank). It
 
 Which semantic source feeds which site (``se.sources``, default ``{}`` = automatic): the finest
 site gets the segmentation logits at input size; the other sites, from fine to coarse, get the
-segmenter's features from its finest stride upwards; without features (e.g. ``tiny-seg``) every
-site gets the logits. For DRBN with HRNet this is the authors' assignment: 1/4 <- HRNet 1/8
+segmenter's features from its finest stride upwards (``tiny-seg``: its encoder at strides 2 and 4);
+without features every site gets the logits. For DRBN with HRNet this is the authors' assignment: 1/4 <- HRNet 1/8
 (96 channels), 1/2 <- HRNet 1/4 (48), full <- logits (59). A source can be named per site:
 ``"logits"``, ``"probs"`` or ``"stride:N"``.
 
