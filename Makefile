@@ -41,7 +41,7 @@ benchmark: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check harness plugins datasets reports tests
+	$(BIN)/ruff format --check harness plugins datasets reports tests metrics segmenters executors
 
 clean:
 	rm -rf $(VENV) build *.egg-info
