@@ -178,17 +178,18 @@ def refine_illumination_multifrontal(
     t_hat: np.ndarray, cfg: Mapping[str, Any], device: torch.device
 ) -> torch.Tensor:
     """Solve the sped-up system for one ``H x W`` map with the exact multifrontal solver on
-    ``device`` (:mod:`.multifrontal`); the weights are computed as for the other solvers, in
-    float64 on the CPU. Returns ``H x W`` float64 (float32 on MPS) on ``device``."""
+    ``device`` (:mod:`.multifrontal`; on the CPU for devices other than CUDA, which lack float64
+    or batched Cholesky); the weights are computed as for the other solvers, in float64 on the
+    CPU. Returns ``H x W`` float64 on the device that solved."""
     from . import multifrontal
 
     t_hat = np.asarray(t_hat, dtype=np.float64)
     if t_hat.size <= 1 or cfg["alpha"] == 0:
-        return torch.from_numpy(t_hat.copy()).to(device)
+        return torch.from_numpy(t_hat.copy())
     wh, wv = solver_weights(t_hat, cfg["strategy"], cfg["sigma"], cfg["eps"])
-    dtype = torch.float32 if device.type == "mps" else torch.float64
+    work = device if device.type == "cuda" else torch.device("cpu")
     eh, ev, b = (
-        torch.from_numpy(a).to(device, dtype) for a in (cfg["alpha"] * wh, cfg["alpha"] * wv, t_hat)
+        torch.from_numpy(a).to(work) for a in (cfg["alpha"] * wh, cfg["alpha"] * wv, t_hat)
     )
     return multifrontal.solve(eh, ev, b)
 
@@ -291,9 +292,8 @@ class LIME(Method):
             t = refine_illumination_cg(t_hat, cfg).to(torch.float32)
         elif solver == "multifrontal":
             t_np = t_hat.detach().cpu().double().numpy()
-            t = torch.stack([refine_illumination_multifrontal(m, cfg, x.device) for m in t_np]).to(
-                torch.float32
-            )
+            maps = [refine_illumination_multifrontal(m, cfg, x.device) for m in t_np]
+            t = torch.stack([m.to(torch.float32) for m in maps]).to(x.device)
         else:
             t_np = t_hat.detach().cpu().double().numpy()
             refined = np.stack(
