@@ -22,6 +22,9 @@ skimage's 40 ms (``tests/benchmarks/test_bench_ssim_variants.py``).
 
 from __future__ import annotations
 
+import math
+import threading
+
 from llbench._lazy import torch  # imported on first use (light plugin loading)
 from llbench.metrics.functional import TILE_ELEMENTS, _check, to_levels, work_dtype
 
@@ -51,6 +54,25 @@ def _box7(src: torch.Tensor, half: torch.Tensor, tmp: torch.Tensor, out: torch.T
     out.add_(s2[..., 4 : ho + 4, :]).add_(tmp[..., 6 : ho + 6, :])
 
 
+_SCRATCH = threading.local()  # per thread: concurrent calls never share buffers
+
+
+def _scratch(dev: torch.device, dtype: torch.dtype, shapes: list[tuple[int, ...]]) -> list:
+    """Tensors of ``shapes`` carved from one buffer per thread, device and dtype, kept between
+    calls (allocating fresh pages on every call costs as much as a tenth of the metric)."""
+    sizes = [math.prod(s) for s in shapes]
+    cache = _SCRATCH.__dict__.setdefault("buffers", {})
+    key = (str(dev), dtype)
+    buf = cache.get(key)
+    if buf is None or buf.numel() < sum(sizes):
+        buf = cache[key] = torch.empty(sum(sizes), dtype=dtype, device=dev)
+    out, at = [], 0
+    for shape, n in zip(shapes, sizes, strict=True):
+        out.append(buf[at : at + n].view(shape))
+        at += n
+    return out
+
+
 def ssim_skimage(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """SSIM exactly as scikit-image's ``structural_similarity(pred, ref, channel_axis=2,
     data_range=255)`` with its defaults on the 8-bit RGB images (see the module docstring);
@@ -67,12 +89,13 @@ def ssim_skimage(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     c1 = 49.0 * 49.0 * (_K1 * _L) ** 2
     c2 = 49.0 * 48.0 * (_K2 * _L) ** 2
     # buffers for the largest band, reused (as leading-row views) for every band
-    maps = torch.empty((4, k, step + WINDOW - 1, w), dtype=it, device=dev)
-    half = torch.empty_like(maps)
-    rowsum = torch.empty((4, k, step + WINDOW - 1, wo), dtype=it, device=dev)
-    sums = torch.empty((4, k, step, wo), dtype=it, device=dev)
-    ints = torch.empty_like(sums)
-    flts = torch.empty((4, k, step, wo), dtype=torch.float32, device=dev)
+    rows = step + WINDOW - 1
+    maps, half, rowsum, sums, ints = _scratch(
+        dev,
+        it,
+        [(4, k, rows, w), (4, k, rows, w), (4, k, rows, wo), (4, k, step, wo), (4, k, step, wo)],
+    )
+    (flts,) = _scratch(dev, torch.float32, [(4, k, step, wo)])
     total = torch.zeros(n * c, dtype=work_dtype(dev), device=dev)
     for s in range(0, n * c, k):
         for a in range(0, ho, step):

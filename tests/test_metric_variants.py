@@ -221,3 +221,18 @@ def test_specs_registered_with_definitions():
     with pytest.raises(MetricInputError, match="no reference"):
         m(x)
     assert math.isclose(reg.get("mse").build(torch.device("cpu"), {})(x, x).sum().item(), 0.0)
+
+
+def test_ssim_skimage_is_safe_from_concurrent_threads():
+    """Working buffers are kept per thread: images scored at once in threads get their own
+    values, not a mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    g = torch.Generator().manual_seed(5)
+    pairs = [(torch.rand(1, 3, 90, 70, generator=g), torch.rand(1, 3, 90, 70, generator=g))]
+    pairs += [(torch.rand(1, 3, 200, 150, generator=g), torch.rand(1, 3, 200, 150, generator=g))]
+    alone = [ssim_skimage(a, b).item() for a, b in pairs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            got = list(pool.map(lambda ab: ssim_skimage(*ab).item(), pairs * 4))
+            assert got == alone * 4
