@@ -119,7 +119,9 @@ def _boxes_split(
     return vertical, line, *kids  # type: ignore[return-value]
 
 
-def _ring(r0, r1, c0, c1, h: int, w: int) -> np.ndarray:
+def _ring(
+    r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray, h: int, w: int
+) -> np.ndarray:
     """Flat indices of the pixels 4-adjacent to each box from outside, empty slots last."""
     n = h * w
     bh, bw = r1 - r0, c1 - c0
@@ -298,7 +300,10 @@ def factorize(analysis: Analysis, diag: torch.Tensor, eh: torch.Tensor, ev: torc
     return Factor(analysis, chol, coupling)
 
 
-def _matvec(diag: torch.Tensor, eh: torch.Tensor, ev: torch.Tensor, x: torch.Tensor):
+def _matvec(
+    diag: torch.Tensor, eh: torch.Tensor, ev: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """``A x`` for the grid matrix (diagonal ``diag``, off-diagonals ``-eh``, ``-ev``)."""
     x = x.view(diag.shape)
     y = diag * x
     y[:, :-1].sub_(eh * x[:, 1:])
