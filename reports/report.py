@@ -134,7 +134,28 @@ def build_report(
     frame = long_frame(sel.rows)
     table.notes.extend(sel.notes)
     table.notes.extend(_failure_notes(frame, home, sel, methods, datasets))
+    table.notes.extend(_segmenter_notes(host, home, sel))
     return Report(table, rows, sel.columns, frame, sel.notes, base, pub)
+
+
+def _segmenter_notes(host: PluginHost, home: str | Path | None, sel: Selection) -> list[str]:
+    """Which segmenter (and weights) made the task columns, read from the stored contexts."""
+    from llbench import paths
+    from llbench.engine.contexts import describe_segmenters
+    from llbench.store.database import Store
+
+    names = list(dict.fromkeys(m for _, m in sel.columns))
+    task = [m for m in names if m in host.registry("metric") and host.metric(m).kind == "task"]
+    keys = [r.key for row in sel.rows if row.kind != "published" for r in row.runs]
+    if not task or not keys:
+        return []
+    used = describe_segmenters(Store(paths.home(home)).split_contexts(keys, task))
+    if not used:
+        return []
+    what = ", ".join(metric_name(m) for m in task)
+    if len(used) == 1:
+        return [f"{what}: segmenter {used[0]}."]
+    return [f"{what}: the rows were scored with different segmenters: {'; '.join(used)}."]
 
 
 def select_for(

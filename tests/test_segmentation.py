@@ -382,6 +382,7 @@ def test_task_scores_follow_the_segmenter_and_its_weights(home):
     its weights): a finished run asked again with other weights or another segmenter is
     rescored (not reused), and reference rows are kept per identity."""
     from llbench.engine.runner import run
+    from llbench.io.hashing import sha256_file
     from llbench.pluginhost.host import get_host
     from llbench.segmenters import tiny, tiny_seg_path
     from llbench.store.database import Store
@@ -435,3 +436,14 @@ def test_task_scores_follow_the_segmenter_and_its_weights(home):
         expected("flat")
     )
     assert grid("flat").status == "reused"
+    # the report says which segmenter made the task column (the one the run was scored with last)
+    from llbench.reports.report import build_report
+
+    def notes():
+        rep = build_report(home=home, methods=["input"], datasets=["scenes"], include_limited=True)
+        return [n for n in rep.table.notes if "segmenter" in n]
+
+    assert notes() == ["mIoU: segmenter flat."]
+    miou()  # scored with tiny-seg again: its weights file and hash are named
+    sha = sha256_file(tiny_seg_path(home))[:8]
+    assert notes() == [f"mIoU: segmenter tiny-seg (tiny-seg.pt {sha})."]

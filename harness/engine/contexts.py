@@ -4,21 +4,25 @@ A run's key covers what determines its outputs (method, config, weights, data); 
 added to a run later without enhancing again. Per-image metrics depend on the outputs alone, but
 split-level ones do not: ``miou``/``mpa`` depend on the segmenter (``--segmenter``) and on the
 weights it loads, efficiency metrics on their input size (``--efficiency-size``). Each stored
-split-level score therefore records a context (:func:`split_contexts`: a hash of the run's
-options and, for metrics that segment, the segmenter's identity), and a score counts as done
-only when its stored context equals the one asked for now; otherwise it is computed again. The
-reference rows (dark inputs, normal-light images) are keyed by the same segmenter identity.
+split-level score therefore records a context (:func:`split_contexts`: canonical JSON of the
+run's options and, for metrics that segment, the segmenter's identity), and a score counts as
+done only when its stored context equals the one asked for now; otherwise it is computed again.
+Reports read the contexts back to say which segmenter made the task columns
+(:func:`describe_segmenters`). The reference rows (dark inputs, normal-light images) are keyed
+by the same segmenter identity.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from llbench.api.specs import MetricSpec
-from llbench.engine.plan import RunPlan, hash_json
+from llbench.engine.plan import RunPlan
 from llbench.io.hashing import sha256_file_cached
 
-__all__ = ["segmenter_name", "segmenter_identity", "split_contexts"]
+__all__ = ["segmenter_name", "segmenter_identity", "split_contexts", "describe_segmenters"]
 
 
 def segmenter_name(plan: RunPlan) -> str:
@@ -34,7 +38,7 @@ def segmenter_identity(name: str) -> dict[str, Any]:
     from llbench.pluginhost.host import get_host
 
     spec = get_host().segmenter(name)
-    files = {str(p): (sha256_file_cached(p) if p.is_file() else None) for p in spec.weight_files()}
+    files = {p.name: (sha256_file_cached(p) if p.is_file() else None) for p in spec.weight_files()}
     return {"segmenter": name, "version": spec.version, "weights": files}
 
 
@@ -56,5 +60,25 @@ def split_contexts(plan: RunPlan) -> dict[str, str]:
         what: dict[str, Any] = {"metric_version": s.version, "options": options}
         if _needs_segmenter(s):
             what["segmenter"] = seg
-        out[s.name] = hash_json(what)[:20]
+        out[s.name] = json.dumps(what, sort_keys=True, separators=(",", ":"))
+    return out
+
+
+def describe_segmenters(contexts: Iterable[str]) -> list[str]:
+    """``"tiny-seg (tiny-seg.pt 3fa2c1e0)"`` for each distinct segmenter named by stored
+    contexts (others, and contexts that are not JSON, are skipped)."""
+    out: list[str] = []
+    for text in contexts:
+        try:
+            seg = json.loads(text).get("segmenter")
+        except (ValueError, AttributeError):
+            continue
+        if not isinstance(seg, dict):
+            continue
+        files = ", ".join(
+            f"{name} {sha[:8] if sha else 'absent'}" for name, sha in sorted(seg["weights"].items())
+        )
+        item = seg["segmenter"] + (f" ({files})" if files else "")
+        if item not in out:
+            out.append(item)
     return out

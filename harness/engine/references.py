@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from llbench.api.specs import MetricSpec
-from llbench.engine.contexts import segmenter_identity, segmenter_name
+from llbench.engine.contexts import segmenter_identity, segmenter_name, split_contexts
 from llbench.engine.plan import RunPlan, hash_json
 from llbench.engine.provenance import base_provenance
 from llbench.store.database import REFERENCES, Store
@@ -53,11 +53,13 @@ def record_references(plan: RunPlan, store: Store, device: torch.device) -> None
     bounds = reference_scores(plan.samples, segmenter, device)
     identity = segmenter_identity(segmenter)  # tiny-seg may have been trained just now
     keys = {which: reference_key(plan, which, identity) for which in REFERENCES}
+    contexts = split_contexts(plan)
     for which, values in bounds.items():
         store.record_reference(
             keys[which],
             which,
             {n: values[n] for n in names if n in values},
+            contexts,
             dataset=plan.dataset.name,
             split=plan.split,
             n_images=len(plan.samples),

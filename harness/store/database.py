@@ -310,6 +310,19 @@ class Store:
             names = {n for n in names if n not in contexts or stored.get(n) == contexts[n]}
         return names
 
+    def split_contexts(self, keys: Iterable[str], metrics: Iterable[str]) -> list[str]:
+        """The distinct contexts stored for ``metrics`` of the runs ``keys``."""
+        keys, metrics = list(keys), list(metrics)
+        if not keys or not metrics:
+            return []
+        rows = self.query(
+            f"SELECT DISTINCT context FROM split_contexts WHERE run_key IN "
+            f"({','.join('?' * len(keys))}) AND metric IN ({','.join('?' * len(metrics))}) "
+            "ORDER BY context",
+            (*keys, *metrics),
+        )
+        return [r["context"] for r in rows]
+
     def metrics_by_image(self, key: str) -> dict[str, set[str]]:
         """``{image: {metric, ...}}`` of the values stored for run ``key``."""
         out: dict[str, set[str]] = {}
