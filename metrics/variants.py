@@ -1,6 +1,7 @@
 """The metric definitions the seed papers used: the ``metric-variants`` plugin.
 
-Registers ``ssim_skimage``, ``ssim_matlab``, ``mse`` and ``ceiq``. Each is a separate name
+Registers ``ssim_skimage``, ``ssim_matlab``, ``mse``, ``ceiq`` and SGZ's ``psnr_sgz``,
+``ssim_sgz``, ``mse_sgz``. Each is a separate name
 because its numbers are not comparable with ``ssim`` (pyiqa's luma SSIM) or with each other; the
 column-by-column mapping of every seed paper's tables to these names is in ``docs/metrics/``.
 
@@ -12,6 +13,9 @@ column-by-column mapping of every seed paper's tables to these names is in ``doc
 * ``mse`` -- mean squared error on [0, 1] (SGZ Tables 2, 3, 6).
 * ``ceiq`` -- Yan et al.'s contrast quality score with the authors' SVR (:mod:`.ceiq`); needs
   the released model file in the cache.
+* ``psnr_sgz``, ``ssim_sgz``, ``mse_sgz`` -- SGZ's ``REF.py``: OpenCV's greyscale PNG read,
+  per-image min-max normalisation, old scikit-image defaults (SSIM data range 2)
+  (:mod:`llbench.metrics.sgz_ref`).
 """
 
 from __future__ import annotations
@@ -19,10 +23,21 @@ from __future__ import annotations
 from llbench.api import MetricSpec, hookimpl
 from llbench.metrics import functional as F
 from llbench.metrics import matlab as MATLAB
+from llbench.metrics import sgz_ref as SGZ
 from llbench.metrics.core import FullReferenceMetric, metric_builder
 from llbench.metrics.skimage_ssim import ssim_skimage
 
-__all__ = ["SSIMSkimage", "SSIMMatlab", "MSE", "DEFINITIONS", "variant_specs", "register_metrics"]
+__all__ = [
+    "SSIMSkimage",
+    "SSIMMatlab",
+    "MSE",
+    "PSNRSGZ",
+    "SSIMSGZ",
+    "MSESGZ",
+    "DEFINITIONS",
+    "variant_specs",
+    "register_metrics",
+]
 
 
 class SSIMSkimage(FullReferenceMetric):
@@ -37,6 +52,27 @@ class SSIMMatlab(FullReferenceMetric):
 
     name = "ssim_matlab"
     fn = staticmethod(MATLAB.ssim_matlab)
+
+
+class PSNRSGZ(FullReferenceMetric):
+    """SGZ's REF.py PSNR (:func:`llbench.metrics.sgz_ref.psnr_sgz`)."""
+
+    name = "psnr_sgz"
+    fn = staticmethod(SGZ.psnr_sgz)
+
+
+class SSIMSGZ(FullReferenceMetric):
+    """SGZ's REF.py SSIM (:func:`llbench.metrics.sgz_ref.ssim_sgz`)."""
+
+    name = "ssim_sgz"
+    fn = staticmethod(SGZ.ssim_sgz)
+
+
+class MSESGZ(FullReferenceMetric):
+    """SGZ's REF.py MSE (:func:`llbench.metrics.sgz_ref.mse_sgz`)."""
+
+    name = "mse_sgz"
+    fn = staticmethod(SGZ.mse_sgz)
 
 
 class MSE(FullReferenceMetric):
@@ -66,7 +102,24 @@ DEFINITIONS: dict[str, str] = {
     "mse": (
         "Mean squared error between output and reference on the [0, 1] scale (8-bit levels / "
         "255), over all pixels and the 3 channels of one image. Dataset score: mean over images "
-        "(not the MSE of the mean PSNR). SGZ's MSE column."
+        "(not the MSE of the mean PSNR). The closest RGB counterpart of SGZ's MSE column."
+    ),
+    "psnr_sgz": (
+        "PSNR as SGZ's REF.py: both PNGs read as OpenCV greyscale (libpng's (9797 R + 19234 G + "
+        "3737 B) >> 15, grey pixels unchanged), each min-max normalised to [0, 1] in float32 "
+        "(cv2.normalize NORM_MINMAX), then skimage 0.16 compare_psnr: 10 log10(1 / MSE), data "
+        "range 1. Dataset score: mean over images. SGZ Tables 2, 3, 4, 6."
+    ),
+    "ssim_sgz": (
+        "SSIM as SGZ's REF.py: OpenCV greyscale PNG read and per-image min-max normalisation as "
+        "psnr_sgz, then skimage 0.16 compare_ssim defaults for float32: 7x7 uniform window, "
+        "sample covariance, K = (0.01, 0.03), data range 2 (float32's dtype range), mean over "
+        "the windows inside the image, in float64. Dataset score: mean over images."
+    ),
+    "mse_sgz": (
+        "MSE as SGZ's REF.py: OpenCV greyscale PNG read and per-image min-max normalisation as "
+        "psnr_sgz, then skimage 0.16 compare_mse: float64 mean of the float32 squared "
+        "differences. Dataset score: mean over images."
     ),
 }
 
@@ -112,6 +165,38 @@ def variant_specs() -> list[MetricSpec]:
             default=False,
         ),
         ceiq_spec(),
+        MetricSpec(
+            "psnr_sgz",
+            metric_builder(PSNRSGZ),
+            "PSNR as SGZ's REF.py (grey, per-image min-max)",
+            fr,
+            True,
+            DEFINITIONS["psnr_sgz"],
+            needs=ref,
+            default=False,
+        ),
+        MetricSpec(
+            "ssim_sgz",
+            metric_builder(SSIMSGZ),
+            "SSIM as SGZ's REF.py (grey, per-image min-max, data range 2)",
+            fr,
+            True,
+            DEFINITIONS["ssim_sgz"],
+            score_range=(-1.0, 1.0),
+            needs=ref,
+            default=False,
+        ),
+        MetricSpec(
+            "mse_sgz",
+            metric_builder(MSESGZ),
+            "MSE as SGZ's REF.py (grey, per-image min-max; lower is better)",
+            fr,
+            False,
+            DEFINITIONS["mse_sgz"],
+            score_range=(0.0, 1.0),
+            needs=ref,
+            default=False,
+        ),
     ]
 
 

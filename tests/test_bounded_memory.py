@@ -18,7 +18,7 @@ from PIL import Image
 
 from llbench.errors import ImageError
 from llbench.io.images import DEFAULT_MAX_PIXELS, read_image, read_mask, write_png
-from llbench.metrics import _resize, skimage_ssim
+from llbench.metrics import _resize, sgz_ref, skimage_ssim
 from llbench.metrics import functional as F
 from llbench.metrics import matlab as MM
 from llbench.metrics.skimage_ssim import ssim_skimage
@@ -35,6 +35,7 @@ METRICS = {
     "ssim_gtmean": lambda p, r: F.ssim_gtmean(p, r),
     "ssim_rgb_gtmean": lambda p, r: F.ssim_rgb_gtmean(p, r),
     "ssim_skimage": lambda p, r: ssim_skimage(p, r),
+    "ssim_sgz": lambda p, r: sgz_ref.ssim_sgz(p, r),
     "ssim_matlab": lambda p, r: MM.ssim_matlab(p, r),
     "niqe": lambda p, r: F.niqe(p),
     "loe": lambda p, r: F.loe(p, r),

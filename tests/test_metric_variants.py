@@ -207,6 +207,9 @@ def test_specs_registered_with_definitions():
         "ssim_matlab": ("full-reference", True),
         "mse": ("full-reference", False),
         "ceiq": ("no-reference", True),
+        "psnr_sgz": ("full-reference", True),
+        "ssim_sgz": ("full-reference", True),
+        "mse_sgz": ("full-reference", False),
     }
     for name, (kind, higher) in want.items():
         spec = reg.get(name)
@@ -236,3 +239,106 @@ def test_ssim_skimage_is_safe_from_concurrent_threads():
         for _ in range(5):
             got = list(pool.map(lambda ab: ssim_skimage(*ab).item(), pairs * 4))
             assert got == alone * 4
+
+
+# -- SGZ's REF.py: OpenCV greyscale PNG read, per-image min-max, old skimage defaults -----------
+# A 3 x 6 RGB PNG and what OpenCV 5.0 gave for it: cv2.imread(IMREAD_GRAYSCALE), then
+# cv2.normalize(alpha=0, beta=1, NORM_MINMAX, CV_32F) (float32 values as hex).
+_SGZ_RGB = [
+    [[77, 77, 77], [255, 255, 254], [1, 0, 0], [255, 145, 167], [97, 86, 90], [112, 36, 22]],
+    [
+        [218, 110, 194],
+        [18, 205, 219],
+        [141, 136, 0],
+        [22, 14, 182],
+        [134, 178, 235],
+        [129, 147, 51],
+    ],
+    [[181, 1, 28], [24, 140, 83], [199, 134, 237], [98, 194, 249], [113, 68, 90], [188, 47, 13]],
+]
+_SGZ_GRAY = [[77, 254, 0, 180, 89, 57], [151, 150, 121, 35, 171, 130], [57, 98, 165, 171, 83, 85]]
+_SGZ_NORM = [
+    ["0x1.366cdap-2", "0x1p+0", "0x0p+0", "0x1.6ad5acp-1", "0x1.66cd9cp-2", "0x1.cb972ep-3"],
+    [
+        "0x1.3060c2p-1",
+        "0x1.2e5cbap-1",
+        "0x1.e7cfap-2",
+        "0x1.1a3468p-3",
+        "0x1.58b162p-1",
+        "0x1.060c18p-1",
+    ],
+    [
+        "0x1.cb972ep-3",
+        "0x1.8b162cp-2",
+        "0x1.4c9932p-1",
+        "0x1.58b162p-1",
+        "0x1.4e9d3ap-2",
+        "0x1.56ad5ap-2",
+    ],
+]
+
+
+def _rgb_tensor(rgb) -> torch.Tensor:
+    return torch.tensor(rgb, dtype=torch.uint8).permute(2, 0, 1)[None]
+
+
+def test_sgz_grey_read_and_normalisation_equal_opencv():
+    from llbench.metrics import sgz_ref
+
+    gray = sgz_ref.gray_png(_rgb_tensor(_SGZ_RGB))
+    assert gray[0].tolist() == _SGZ_GRAY  # libpng truncation; (77, 77, 77) passes through
+    by_hand = (9797 * 255 + 19234 * 145 + 3737 * 167) >> 15
+    assert by_hand == 180 == gray[0, 0, 3].item()
+    norm = sgz_ref.minmax_float32(gray)
+    assert norm.dtype == torch.float32
+    assert [[float.hex(v) for v in row] for row in norm[0].tolist()] == [
+        [float.hex(float.fromhex(h)) for h in row] for row in _SGZ_NORM
+    ]
+    flat = sgz_ref.minmax_float32(torch.full((1, 4, 4), 9, dtype=torch.int32))
+    assert flat.abs().sum().item() == 0.0  # cv2.normalize of a constant image: zeros
+
+
+def test_sgz_scores_equal_the_old_skimage_on_the_normalised_images():
+    from skimage.metrics import structural_similarity
+
+    from llbench.metrics import sgz_ref
+
+    g = torch.Generator().manual_seed(3)
+    pred = torch.rand(2, 3, 40, 53, generator=g)
+    ref = (pred * 0.5 + 0.2 * torch.rand(2, 3, 40, 53, generator=g)).clamp(0, 1)
+    a, b = (sgz_ref.minmax_float32(sgz_ref.gray_png(M.to_levels(t))).numpy() for t in (pred, ref))
+    for i in range(2):  # compare_ssim cast float32 to float64; data range 2 for float32
+        want = structural_similarity(a[i].astype(np.float64), b[i].astype(np.float64), data_range=2)
+        assert sgz_ref.ssim_sgz(pred, ref)[i].item() == pytest.approx(want, abs=1e-12)
+        mse = np.mean(np.square(a[i] - b[i]), dtype=np.float64)  # float32 squares, float64 mean
+        assert sgz_ref.mse_sgz(pred, ref)[i].item() == mse
+        assert sgz_ref.psnr_sgz(pred, ref)[i].item() == pytest.approx(10 * np.log10(1 / mse))
+    assert math.isinf(sgz_ref.psnr_sgz(pred, pred)[0].item())  # identical images, as NumPy
+    with pytest.raises(MetricInputError, match="at least 7 x 7"):
+        sgz_ref.ssim_sgz(torch.zeros(1, 3, 6, 9), torch.zeros(1, 3, 6, 9))
+
+
+def test_sgz_ref_pipeline_with_opencv_when_installed(tmp_path):
+    """The whole REF.py pipeline on PNG files, where OpenCV is installed (not a dependency)."""
+    cv2 = pytest.importorskip("cv2")
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+
+    from llbench.io.images import read_image, to_tensor
+    from llbench.metrics import sgz_ref
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (60, 75, 3), dtype=np.uint8)
+    other = np.clip(base * 0.6 + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for arr, p in zip((base, other), paths, strict=True):
+        Image.fromarray(arr).save(p)
+    norm = []
+    for p in paths:
+        grey = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        out = np.zeros(grey.shape, np.float32)
+        cv2.normalize(grey, out, alpha=0, beta=1, norm_type=cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+        norm.append(out.astype(np.float64))
+    pred, ref = (to_tensor(read_image(p)) for p in paths)
+    want = structural_similarity(norm[0], norm[1], data_range=2)
+    assert sgz_ref.ssim_sgz(pred, ref).item() == pytest.approx(want, abs=1e-7)
