@@ -12,9 +12,11 @@ driver, and no other thread running in it (a fork copies locks held by other thr
 is therefore started when the executor is built, before the progress display starts its thread;
 a pool rebuilt later (after a worker died) and every other platform use ``spawn``. A forked
 worker sets its torch thread count before computing anything; with one thread torch never
-enters an OpenMP region, so the driver's OpenMP pool is never used in the child. A worker that dies (killed, out of memory) breaks
-the pool: its pending tasks fail with :class:`BrokenProcessPool`, the pool is rebuilt for later
-submissions and the driver retries those shards.
+enters an OpenMP region, so the driver's OpenMP pool is never used in the child.
+
+A worker that dies (killed, out of memory) breaks the pool: its pending tasks fail with
+:class:`BrokenProcessPool`, the pool is rebuilt for later submissions and the driver retries
+those shards.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ _K1, _K2, _L = 0.01, 0.03, 255.0
 def _box7(src: torch.Tensor, half: torch.Tensor, tmp: torch.Tensor, out: torch.Tensor) -> None:
     """7 x 7 sums over the 'valid' windows of ``src`` (last two dims) into ``out``: along each
     axis ``s2 = x_i + x_(i+1)``, ``s4 = s2_i + s2_(i+2)``, ``s7 = s4_i + s2_(i+4) + x_(i+6)``.
-    ``half`` is scratch of ``src``'s shape; ``tmp`` holds the row sums (``src`` rows, out columns)."""
+    ``half`` is scratch of ``src``'s shape; ``tmp`` holds the row sums (``src``'s rows, the
+    output's columns)."""
     wo, ho = out.shape[-1], out.shape[-2]
     s2 = half[..., : src.shape[-1] - 1]
     torch.add(src[..., :-1], src[..., 1:], out=s2)

@@ -30,14 +30,15 @@ error left is about a thousandth of that): the answer equals a float64 direct so
 ``1e-9`` relative (``2e-11`` on a 600 x 400 image), far below what an 8-bit output can show.
 Otherwise, or when refinement stalls, the factorization is redone in float64. It runs on the
 tensors' device (the GPU when there is one).
-On a 600 x 400 image on two CPU cores: analysis 0.15 s once per image size, factorization
-about 0.2 s, each solve 0.02 s (SuperLU with the same ordering: 0.6 s); 2000 x 2000: 16 s and
-4.4 GB at peak (SuperLU: 34 s, 6.6 GB).
+
+Speed: on a 600 x 400 image on two CPU cores, analysis 0.15 s once per image size,
+factorization about 0.2 s, each solve 0.02 s (SuperLU with the same ordering: 0.6 s); on
+2000 x 2000, 16 s and 4.4 GB at peak (SuperLU: 34 s, 6.6 GB).
 
 Memory: the analysis (the last four grid sizes are cached) holds about 17 integers per pixel
-(33 MB at 600 x 400), the factors about 80 floats per pixel at 0.24 MP, growing as ``N log N``; :func:`solve` refuses grids above
-:data:`MAX_PIXELS`, where LIME's ``"auto"`` solver uses SuperLU on the CPU and conjugate gradients
-on CUDA.
+(33 MB at 600 x 400), the factors about 80 floats per pixel at 0.24 MP, growing as
+``N log N``; :func:`solve` refuses grids above :data:`MAX_PIXELS`, where LIME's ``"auto"``
+solver uses SuperLU on the CPU and conjugate gradients on CUDA.
 """
 
 from __future__ import annotations
