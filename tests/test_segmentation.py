@@ -377,7 +377,7 @@ class _FlatPlugin:
         register(SegmenterSpec("flat", lambda device: _Flat(), "test", TINY_CLASSES))
 
 
-def test_task_scores_follow_the_segmenter_and_its_weights(home):
+def test_task_scores_follow_the_segmenter_and_its_weights(home, capsys):
     """mIoU is stored with the identity of the segmenter that made it (name, version, sha256 of
     its weights): a finished run asked again with other weights or another segmenter is
     rescored (not reused), and reference rows are kept per identity."""
@@ -410,7 +410,9 @@ def test_task_scores_follow_the_segmenter_and_its_weights(home):
     assert miou().reused  # same segmenter, same weights
     train_tiny(40)  # other weights in the same file
     assert expected() != pytest.approx(first.scores["miou"])
+    capsys.readouterr()
     second = miou()
+    assert "miou: the stored values were made with another segmenter" in capsys.readouterr().err
     assert not second.reused and second.key == first.key  # the outputs are reused, not the score
     assert second.scores["miou"] == pytest.approx(expected())
     other = miou("flat")

@@ -147,6 +147,8 @@ def _execute(
     contexts = split_contexts(plan)
     if not force and is_complete(store, existing, plan.metric_names, contexts):
         return summarise(store, plan, key, reused=True)
+    if existing is not None and not force:
+        _say_stale(store, key, contexts)
     start_run_row(
         store, plan, key, got, run_provenance(plan, meth.provenance(), got, host), existing
     )
@@ -171,6 +173,22 @@ def _execute(
         error=f"{len(failures)} image(s) failed" if failures else None,
     )
     return summarise(store, plan, key, reused=False)
+
+
+def _say_stale(store: Store, key: str, contexts: Mapping[str, str]) -> None:
+    """Tell the user when stored split-level scores are recomputed because they were made in
+    another context (another segmenter, its weights, or other options)."""
+    stale = sorted(
+        (set(contexts) & store.scored_metrics(key)) - store.scored_metrics(key, contexts)
+    )
+    if stale:
+        from llbench.cli.common import err_console
+
+        err_console.print(
+            f"{', '.join(stale)}: the stored values were made with another segmenter, other "
+            "segmenter weights or other options; scoring the saved outputs again",
+            markup=False,
+        )
 
 
 def prepare_force(
