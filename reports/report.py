@@ -149,7 +149,10 @@ def _segmenter_notes(host: PluginHost, home: str | Path | None, sel: Selection) 
     keys = [r.key for row in sel.rows if row.kind != "published" for r in row.runs]
     if not task or not keys:
         return []
-    used = describe_segmenters(Store(paths.home(home)).split_contexts(keys, task))
+    stored = Store(paths.home(home)).contexts_of(keys)
+    used = describe_segmenters(
+        sorted({c for per in stored.values() for m, c in per.items() if m in task})
+    )
     if not used:
         return []
     what = ", ".join(metric_name(m) for m in task)

@@ -154,12 +154,7 @@ def load_runs(home: str | Path | None = None, keys: Sequence[str] | None = None)
         )
         out.append(rec)
     if not keys:
-        # one reference row per (dataset, split, bound): the newest. Rows of other segmenters
-        # (or weights) are older scorings, never averaged with it as if they were seeds.
-        newest: dict[tuple, Any] = {}
-        for r in store.references():  # ordered by creation
-            newest[(r["dataset"], r["split"], r["which"])] = r
-        for r in newest.values():
+        for r in _reference_rows(store, out):
             out.append(
                 RunRecord(
                     key=r["key"],
@@ -182,6 +177,31 @@ def load_runs(home: str | Path | None = None, keys: Sequence[str] | None = None)
                 )
             )
     return out
+
+
+def _reference_rows(store: Store, runs: Sequence[RunRecord]) -> list[Any]:
+    """One reference row per (dataset, split, bound), never several averaged as if they were
+    seeds: the newest made with the segmenter (and weights) of the newest run of that dataset
+    and split that has task scores, else the newest."""
+    from llbench.engine.contexts import segmenter_of
+
+    refs = store.references()  # ordered by creation
+    contexts = store.contexts_of([r.key for r in runs] + [r["key"] for r in refs])
+    wanted: dict[tuple[str, str], str] = {}
+    for run in sorted(runs, key=lambda r: r.finished):
+        seg = next(filter(None, map(segmenter_of, contexts.get(run.key, {}).values())), None)
+        if seg is not None:
+            wanted[(run.dataset, run.split)] = seg
+    chosen: dict[tuple, tuple[Any, bool]] = {}
+    for r in refs:  # oldest first: a newer row replaces an older one unless only that one matches
+        slot = (r["dataset"], r["split"], r["which"])
+        want = wanted.get(slot[:2])
+        match = want is not None and want in {
+            segmenter_of(c) for c in contexts.get(r["key"], {}).values()
+        }
+        if slot not in chosen or match or not chosen[slot][1]:
+            chosen[slot] = (r, match)
+    return [r for r, _ in chosen.values()]
 
 
 def resolve_run(store: Store, key: str):

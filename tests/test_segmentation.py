@@ -420,6 +420,14 @@ def test_task_scores_follow_the_segmenter_and_its_weights(home, capsys):
     assert other.scores["miou"] != pytest.approx(second.scores["miou"])
     assert miou("flat").reused
     assert miou().scores["miou"] == pytest.approx(second.scores["miou"])  # back: rescored
+    # the report's reference rows are those of the segmenter the newest run used (tiny-seg
+    # with the second weights), not the newest reference rows (flat's)
+    from llbench.reports.rows import load_runs
+    from llbench.store.database import DATASET_ROW
+
+    dark = [r for r in load_runs(home) if r.method == "(dark input)"]
+    assert len(dark) == 1
+    assert Store(home).image_scores(dark[0].key, DATASET_ROW)["miou"] == pytest.approx(expected())
     store = Store(home)
     refs = store.references()
     assert len(refs) == 6  # dark input and normal light for three segmenter identities

@@ -22,7 +22,13 @@ from llbench.api.specs import MetricSpec
 from llbench.engine.plan import RunPlan
 from llbench.io.hashing import sha256_file_cached
 
-__all__ = ["segmenter_name", "segmenter_identity", "split_contexts", "describe_segmenters"]
+__all__ = [
+    "segmenter_name",
+    "segmenter_identity",
+    "split_contexts",
+    "segmenter_of",
+    "describe_segmenters",
+]
 
 
 def segmenter_name(plan: RunPlan) -> str:
@@ -62,6 +68,15 @@ def split_contexts(plan: RunPlan) -> dict[str, str]:
             what["segmenter"] = seg
         out[s.name] = json.dumps(what, sort_keys=True, separators=(",", ":"))
     return out
+
+
+def segmenter_of(context: str) -> str | None:
+    """The segmenter identity in a stored context, as canonical JSON (None when it has none)."""
+    try:
+        seg = json.loads(context).get("segmenter")
+    except (ValueError, AttributeError):
+        return None
+    return json.dumps(seg, sort_keys=True) if isinstance(seg, dict) else None
 
 
 def describe_segmenters(contexts: Iterable[str]) -> list[str]:

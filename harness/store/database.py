@@ -310,18 +310,18 @@ class Store:
             names = {n for n in names if n not in contexts or stored.get(n) == contexts[n]}
         return names
 
-    def split_contexts(self, keys: Iterable[str], metrics: Iterable[str]) -> list[str]:
-        """The distinct contexts stored for ``metrics`` of the runs ``keys``."""
-        keys, metrics = list(keys), list(metrics)
-        if not keys or not metrics:
-            return []
-        rows = self.query(
-            f"SELECT DISTINCT context FROM split_contexts WHERE run_key IN "
-            f"({','.join('?' * len(keys))}) AND metric IN ({','.join('?' * len(metrics))}) "
-            "ORDER BY context",
-            (*keys, *metrics),
-        )
-        return [r["context"] for r in rows]
+    def contexts_of(self, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+        """``{key: {metric: context}}`` stored for the runs (or reference rows) ``keys``."""
+        keys = list(keys)
+        out: dict[str, dict[str, str]] = {}
+        for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            part = keys[i : i + 500]
+            for r in self.query(
+                f"SELECT * FROM split_contexts WHERE run_key IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                out.setdefault(r["run_key"], {})[r["metric"]] = r["context"]
+        return out
 
     def metrics_by_image(self, key: str) -> dict[str, set[str]]:
         """``{image: {metric, ...}}`` of the values stored for run ``key``."""
