@@ -71,19 +71,6 @@ def parse_size(value: Any, given: tuple[int, int] | None = None) -> tuple[int, i
     return (h, w)
 
 
-def count_parameters(modules: list[torch.nn.Module], trainable_only: bool = False) -> int:
-    """Number of parameter elements in ``modules``, each tensor once."""
-    seen: set[int] = set()
-    total = 0
-    for m in modules:
-        for p in m.parameters():
-            if id(p) in seen or (trainable_only and not p.requires_grad):
-                continue
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
-
 def count_flops(method: Method, size: tuple[int, int], device: torch.device | None = None) -> int:
     """FLOPs of one ``method.enhance`` on a ``1 x 3 x H x W`` input (torch's flop counter)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -136,6 +123,8 @@ class Params(_Efficiency):
     """Millions of parameters (``params``)."""
 
     def measure(self, method: Method, size: tuple[int, int] | None = None) -> float:
+        from llbench.api.methods import count_parameters
+
         trainable = bool(self.options.get("trainable_only", False))
         return count_parameters(method.modules(), trainable) / 1e6
 

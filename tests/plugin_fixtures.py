@@ -174,3 +174,23 @@ class TestPlugin:
                 default=False,
             )
         )
+
+
+def tiny_host(home: Path, monkeypatch, plugins: str = "core-metrics"):
+    """The plugin host with only ``plugins`` (and the test plugin) loaded and the ``tiny``
+    dataset written under ``<home>/data``."""
+    from llbench.pluginhost.host import get_host
+
+    monkeypatch.setenv("LLBENCH_PLUGINS", plugins)
+    host = get_host()
+    host.register(TestPlugin, "tests")
+    make_tiny_dataset(home / "data" / "tiny")
+    return host
+
+
+def run_tiny(host, home: Path, method: str = "brighten", **kw):
+    """``llbench.run`` of ``method`` on ``tiny``, scored with ``mean`` unless told otherwise."""
+    import llbench
+
+    kw.setdefault("metrics", ["mean"])
+    return llbench.run(method, "tiny", home=home, progress=False, host=host, **kw)

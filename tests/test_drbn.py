@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llbench.api import TrainContext, transform_site
+from llbench.api import TrainContext, count_parameters, transform_site
 from llbench.api.datasets import Sample
 from llbench.errors import ConfigError, WeightsError
 from llbench.io.images import write_png
@@ -19,15 +19,11 @@ from llbench.plugins.drbn.method import DRBNMethod
 from llbench.plugins.drbn.model import DRBN
 
 
-def _count(net) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
 def test_parameter_counts_match_official_code_and_skf_table1_width():
-    assert _count(DRBN()) == 557_668  # official code, G0 = 16, G = 8 (0.5577 M)
-    assert _count(DRBNBandCheck()) == 139_417  # one recurrence, as 4 x 139,417
+    assert count_parameters(DRBN()) == 557_668  # official code, G0 = 16, G = 8 (0.5577 M)
+    assert count_parameters(DRBNBandCheck()) == 139_417  # one recurrence, as 4 x 139,417
     wide = DRBNMethod(PRESETS["skf-width"], "cpu")
-    assert _count(wide.net) == 2_208_932  # SKF Table 1's 2.21 M
+    assert count_parameters(wide.net) == 2_208_932  # SKF Table 1's 2.21 M
 
 
 def DRBNBandCheck():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from plugin_fixtures import TestPlugin, TinyPairs, make_tiny_dataset
+from plugin_fixtures import TinyPairs, make_tiny_dataset, tiny_host
 
 import llbench
 from llbench.api import DatasetSpec, ExecutorSpec, MethodSpec, hookimpl
@@ -21,7 +21,7 @@ from llbench.api.executors import Executor, Handle, parse_options
 from llbench.engine.claims import BusyError
 from llbench.engine.grid import plan_rows, run_grid
 from llbench.errors import ConfigError
-from llbench.pluginhost.host import get_host, reset_host
+from llbench.pluginhost.host import reset_host
 from llbench.store.database import Store
 
 
@@ -46,11 +46,8 @@ class GridPlugin:
 
 @pytest.fixture
 def host(home, monkeypatch):
-    monkeypatch.setenv("LLBENCH_PLUGINS", "core-metrics,executors")
-    h = get_host()
-    h.register(TestPlugin, "tests")
+    h = tiny_host(home, monkeypatch, "core-metrics,executors")
     h.register(GridPlugin, "grid-tests")
-    make_tiny_dataset(home / "data" / "tiny")
     make_tiny_dataset(home / "data" / "tiny2", n_test=3)
     return h
 

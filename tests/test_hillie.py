@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from llbench.api import count_parameters
 from llbench.errors import ConfigError
 from llbench.plugins.hillie import finetune as FT
 from llbench.plugins.hillie import ranker as R
@@ -17,8 +18,8 @@ from llbench.plugins.hillie.selection import score_gaps, top_k
 # -- ranker (Appendix E) --------------------------------------------------------------------------
 def test_ranker_parameter_count_matches_the_paper():
     net = R.Ranker()
-    assert R.count_parameters(net) == R.PAPER_PARAMS == 13_734_281
-    assert round(R.count_parameters(net) / 1e6, 2) == 13.73
+    assert count_parameters(net) == R.PAPER_PARAMS == 13_734_281
+    assert round(count_parameters(net) / 1e6, 2) == 13.73
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     assert len(convs) == 10  # the first conv + nine blocks
     assert [c.stride[0] for c in convs[1:]] == [2, 1, 2, 1, 2, 1, 2, 1, 2]

@@ -5,32 +5,17 @@ Python package (skipped otherwise), like tests/test_study_browser.py."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from browser_support import NEEDS_CHROMIUM, READY, launch
 
 from llbench.api import TrainContext
 from llbench.errors import WaitingForInput
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-READY = "() => ['ready', 'done'].includes(document.body.dataset.state)"
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs /usr/bin/chromium: run .ci/install-browser.sh (apt-get install chromium)",
-    ),
+    NEEDS_CHROMIUM,
 ]
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="needs Playwright's Python package (pip install playwright)"
@@ -56,7 +41,7 @@ def test_annotators_label_a_stage_in_the_browser(home, tmp_path):
     srv = StudyServer(home, name, port=0).start()
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=30_000)
+            browser = launch(p)
             for who in ("ann1", "ann2", "ann3"):
                 page = browser.new_page()
                 page.goto(srv.url + f"?participant={who}", timeout=10_000)

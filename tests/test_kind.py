@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llbench.api import TrainContext, transform_site
+from llbench.api import TrainContext, count_parameters, transform_site
 from llbench.api.datasets import Sample
 from llbench.api.training import Patches
 from llbench.errors import ConfigError, WeightsError
@@ -27,10 +27,6 @@ from llbench.plugins.kind.model import UpConcat
 CPU = torch.device("cpu")
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 @pytest.fixture(scope="module")
 def method() -> KinD:
     torch.manual_seed(0)
@@ -38,10 +34,10 @@ def method() -> KinD:
 
 
 def test_parameter_counts_match_the_official_tensorflow_design(method):
-    assert count(method.net.decom) == 235_876
-    assert count(method.net.restoration) == 7_760_739
-    assert count(method.net.adjust) == 19_393
-    assert count(method.net) == 8_016_008
+    assert count_parameters(method.net.decom) == 235_876
+    assert count_parameters(method.net.restoration) == 7_760_739
+    assert count_parameters(method.net.adjust) == 19_393
+    assert count_parameters(method.net) == 8_016_008
 
 
 @pytest.mark.parametrize("size", [(32, 48), (37, 51)])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llbench.api import TrainContext
+from llbench.api import TrainContext, count_parameters
 from llbench.api.datasets import Sample
 from llbench.errors import ConfigError, DatasetError, WeightsError
 from llbench.io.images import write_png
@@ -38,9 +38,8 @@ def tiny(**over):
 def test_default_widths_match_the_official_model():
     torch.manual_seed(0)
     m = build({}, torch.device("cpu"))
-    count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
-    assert count(m.net.Unet) == 20_763_651
-    assert count(m.net.decom) == 7_069_322
+    assert count_parameters(m.net.Unet) == 20_763_651
+    assert count_parameters(m.net.decom) == 7_069_322
     keys = m.state_dict().keys()
     for k in (
         "Unet.temb.dense.0.weight",

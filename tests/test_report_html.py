@@ -7,36 +7,20 @@ Python package; it is skipped without them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browser_support import NEEDS_CHROMIUM, launch
 from click.testing import CliRunner
-from plugin_fixtures import TestPlugin, make_tiny_dataset
+from plugin_fixtures import tiny_host
 
 import llbench
 from llbench.cli.main import cli
-from llbench.pluginhost.host import get_host
 from llbench.reports.html import write_html_report
 from llbench.reports.report import build_report
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def stored(home, monkeypatch):
-    monkeypatch.setenv("LLBENCH_PLUGINS", "core-metrics")
-    h = get_host()
-    h.register(TestPlugin, "tests")
-    make_tiny_dataset(home / "data" / "tiny")
+    h = tiny_host(home, monkeypatch)
     for config in ({}, {"gamma": 0.8}):
         llbench.run(
             "brighten",
@@ -77,9 +61,7 @@ def test_report_page_holds_tables_figures_gallery_provenance_definitions(stored,
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (.ci/install-browser.sh)"
-)
+@NEEDS_CHROMIUM
 @pytest.mark.parametrize("embed", [False, True])
 def test_report_in_headless_chromium(stored, tmp_path, embed):
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -88,7 +70,7 @@ def test_report_in_headless_chromium(stored, tmp_path, embed):
     out = tmp_path / "report.html"
     write_html_report(rep, out, home=home, embed=embed)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=30_000)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             errors: list[str] = []

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from plugin_fixtures import TestPlugin, make_tiny_dataset
+from plugin_fixtures import run_tiny, tiny_host
 
 import llbench
 from llbench.api.specs import MethodSpec, PublishedValue
@@ -30,16 +30,10 @@ from llbench.store.database import Store
 
 @pytest.fixture
 def host(home, monkeypatch):
-    monkeypatch.setenv("LLBENCH_PLUGINS", "core-metrics,input")
-    h = get_host()
-    h.register(TestPlugin, "tests")
-    make_tiny_dataset(home / "data" / "tiny")
-    return h
+    return tiny_host(home, monkeypatch, "core-metrics,input")
 
 
-def _run(host, home, method="brighten", **kw):
-    kw.setdefault("metrics", ["mean"])
-    return llbench.run(method, "tiny", home=home, progress=False, host=host, **kw)
+_run = run_tiny
 
 
 def invoke(*args):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from llbench.api import TrainContext, transform_site
+from llbench.api import TrainContext, count_parameters, transform_site
 from llbench.api.datasets import Sample
 from llbench.errors import ConfigError, WeightsError
 from llbench.io.images import write_png
@@ -22,10 +22,6 @@ CPU = torch.device("cpu")
 HAS_BM3D = importlib.util.find_spec("bm3d") is not None
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 @pytest.fixture(scope="module")
 def method() -> RetinexNet:
     torch.manual_seed(0)
@@ -33,9 +29,9 @@ def method() -> RetinexNet:
 
 
 def test_parameter_counts_match_the_official_tensorflow_design(method):
-    assert count(method.net.decom) == 207_748
-    assert count(method.net.relight) == 236_865
-    assert count(method.net) == 444_613
+    assert count_parameters(method.net.decom) == 207_748
+    assert count_parameters(method.net.relight) == 236_865
+    assert count_parameters(method.net) == 444_613
 
 
 @pytest.mark.parametrize("size", [(48, 48), (37, 51)])

@@ -6,27 +6,20 @@ import json
 
 import numpy as np
 import pytest
-from plugin_fixtures import TestPlugin, make_tiny_dataset
+from plugin_fixtures import make_tiny_dataset, run_tiny, tiny_host
 
 import llbench
 from llbench.errors import ConfigError, DatasetError, UnknownNameError
 from llbench.io.images import read_image
-from llbench.pluginhost.host import get_host
 from llbench.store.database import Store
 
 
 @pytest.fixture
 def host(home, monkeypatch):
-    monkeypatch.setenv("LLBENCH_PLUGINS", "core-metrics")
-    h = get_host()
-    h.register(TestPlugin, "tests")
-    make_tiny_dataset(home / "data" / "tiny")
-    return h
+    return tiny_host(home, monkeypatch, "core-metrics")
 
 
-def _run(host, home, method="brighten", **kw):
-    kw.setdefault("metrics", ["mean"])
-    return llbench.run(method, "tiny", home=home, progress=False, host=host, **kw)
+_run = run_tiny
 
 
 def test_run_writes_8bit_outputs_and_scores_them(host, home):
@@ -195,7 +188,6 @@ def test_preset_changes_config(host, home):
 
 
 def test_batches_give_the_same_outputs_as_single_images(host, home):
-    from plugin_fixtures import make_tiny_dataset
 
     # mixed sizes: the runner batches only images of one shape together
     make_tiny_dataset(home / "data" / "tiny", n_test=5, size=(24, 32))

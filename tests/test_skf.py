@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from llbench.api import count_parameters
 from llbench.config import merge
 from llbench.plugins import skf
 from llbench.plugins.skf.adversarial import Discriminator, SALoss, top2_masks, worst
@@ -22,14 +23,10 @@ from llbench.plugins.skf.losses import (
 from llbench.plugins.skf.se import SEModule, gelu_tanh
 
 
-def _count(m) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
 def test_se_parameter_counts_match_the_authors_code():
-    assert _count(SEModule(96, 32)) == 26_812
-    assert _count(SEModule(48, 16)) == 7_238
-    assert _count(SEModule(59, 16)) == 7_414
+    assert count_parameters(SEModule(96, 32)) == 26_812
+    assert count_parameters(SEModule(48, 16)) == 7_238
+    assert count_parameters(SEModule(59, 16)) == 7_414
 
 
 def _reference_se(se: SEModule, fi: torch.Tensor, fs: torch.Tensor) -> torch.Tensor:

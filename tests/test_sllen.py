@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from llbench.api import count_parameters
 from llbench.io.images import write_png
 from llbench.plugins.sllen import losses
 from llbench.plugins.sllen.model import (
@@ -124,8 +125,9 @@ def test_ablations_drop_their_blocks():
     assert s1.llemn.hsbab is None and s1.llemn.hseb is None and s1.llemn.rsaeb is not None
     assert s2.llemn.rsaeb is None and s2.llemn.hsbab is not None
     assert not s3.llemn.uses_semantics
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(s3) < count(s1) < count(full) and count(s2) < count(full)
+    assert count_parameters(s3) < count_parameters(s1) < count_parameters(
+        full
+    ) and count_parameters(s2) < count_parameters(full)
     x = torch.rand(1, 3, 24, 24)
     assert s3(x).logits is None and s3(x).enhanced.shape == x.shape
     s4 = _net(shared_encoder=False)  # SLLEN-4: SSaN has its own encoder

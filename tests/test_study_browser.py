@@ -12,30 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_support import NEEDS_CHROMIUM, READY, launch
 from PIL import Image
 
 from llbench.store.database import Store
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 METHODS = ("he", "lime", "sgz")  # the scripted participant prefers later ones
-# Predicates are functions: a bare expression would be eval'ed in the page, which its CSP forbids.
-READY = "() => ['ready', 'done'].includes(document.body.dataset.state)"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs /usr/bin/chromium: run .ci/install-browser.sh (apt-get install chromium)",
-    ),
+    NEEDS_CHROMIUM,
 ]
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="needs Playwright's Python package (pip install playwright)"
@@ -74,7 +60,7 @@ def served(home):
 @pytest.fixture
 def browser():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=30_000)
+        b = launch(p)
         yield b
         b.close()
 

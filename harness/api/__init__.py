@@ -40,7 +40,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from llbench.api.datasets import Dataset, DatasetStatus, Sample
     from llbench.api.executors import Executor, Handle
     from llbench.api.features import DecoderSite, transform_site
-    from llbench.api.methods import Method, TrainableMethod, TrainContext, load_state_dict_file
+    from llbench.api.methods import (
+        Method,
+        TrainableMethod,
+        TrainContext,
+        count_parameters,
+        load_state_dict_file,
+    )
     from llbench.api.metrics import DatasetMetric, EfficiencyMetric, Metric
     from llbench.api.segmenters import Segmentation, Segmenter
     from llbench.api.training import Patches, Phase, paired_items, run_phases
@@ -50,6 +56,7 @@ _LAZY = {
     "TrainableMethod": "methods",
     "TrainContext": "methods",
     "load_state_dict_file": "methods",
+    "count_parameters": "methods",
     "Dataset": "datasets",
     "DatasetStatus": "datasets",
     "Sample": "datasets",
@@ -93,6 +100,7 @@ __all__ = [
     "TrainableMethod",
     "TrainContext",
     "load_state_dict_file",
+    "count_parameters",
     "Dataset",
     "DatasetStatus",
     "Sample",

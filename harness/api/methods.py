@@ -8,7 +8,7 @@ implement :meth:`TrainableMethod.fit`, which must be resumable from ``ctx.checkp
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,29 @@ class TrainableMethod(Method):
             "(TrainableMethod.training_phases)"
         )
 
+    def fit_phases(
+        self,
+        ctx: TrainContext,
+        owner: str,
+        phases: Sequence[Phase] | None = None,
+        saved: Mapping[str, torch.nn.Module] | None = None,
+    ) -> dict[str, Any]:
+        """Train ``phases`` (default: :meth:`training_phases`) with
+        :func:`llbench.api.training.run_phases` on this method's device: resumable, the
+        checkpoint of ``owner`` holding ``saved`` (default ``{"net": self.net}``), written every
+        ``config["checkpoint_every"]`` steps (default 100). Returns the summary for the
+        method's provenance; a phased method's ``fit`` is usually this one call."""
+        from llbench.api.training import run_phases
+
+        return run_phases(
+            ctx,
+            owner,
+            self.training_phases(ctx) if phases is None else phases,
+            {"net": self.net} if saved is None else saved,
+            device=self.device,
+            checkpoint_every=int(self.config.get("checkpoint_every", 100)),
+        )
+
     def decoder_sites(self) -> tuple[DecoderSite, ...]:
         """The decoder feature maps of ``self.net`` that frameworks may refine (coarse to fine).
 
@@ -96,6 +119,24 @@ class TrainableMethod(Method):
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(self.state_dict(), tmp)
         tmp.replace(path)
+
+
+def count_parameters(
+    modules: torch.nn.Module | Iterable[torch.nn.Module], trainable_only: bool = False
+) -> int:
+    """Number of parameter elements in ``modules`` (one module or several), each tensor once
+    (shared tensors are not counted twice); ``trainable_only`` skips frozen ones."""
+    if isinstance(modules, torch.nn.Module):
+        modules = [modules]
+    seen: set[int] = set()
+    total = 0
+    for m in modules:
+        for p in m.parameters():
+            if id(p) in seen or (trainable_only and not p.requires_grad):
+                continue
+            seen.add(id(p))
+            total += p.numel()
+    return total
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -70,26 +70,25 @@ def split_contexts(plan: RunPlan) -> dict[str, str]:
     return out
 
 
-def segmenter_of(context: str) -> str | None:
-    """The segmenter identity in a stored context, as canonical JSON (None when it has none)."""
+def _segmenter(context: str) -> dict[str, Any] | None:
     try:
         seg = json.loads(context).get("segmenter")
     except (ValueError, AttributeError):
         return None
-    return json.dumps(seg, sort_keys=True) if isinstance(seg, dict) else None
+    return seg if isinstance(seg, dict) else None
+
+
+def segmenter_of(context: str) -> str | None:
+    """The segmenter identity in a stored context, as canonical JSON (None when it has none)."""
+    seg = _segmenter(context)
+    return None if seg is None else json.dumps(seg, sort_keys=True)
 
 
 def describe_segmenters(contexts: Iterable[str]) -> list[str]:
     """``"tiny-seg (tiny-seg.pt 3fa2c1e0)"`` for each distinct segmenter named by stored
     contexts (others, and contexts that are not JSON, are skipped)."""
     out: list[str] = []
-    for text in contexts:
-        try:
-            seg = json.loads(text).get("segmenter")
-        except (ValueError, AttributeError):
-            continue
-        if not isinstance(seg, dict):
-            continue
+    for seg in filter(None, map(_segmenter, contexts)):
         files = ", ".join(
             f"{name} {sha[:8] if sha else 'absent'}" for name, sha in sorted(seg["weights"].items())
         )

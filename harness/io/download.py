@@ -6,19 +6,8 @@
   ``dest`` is always complete. Without a network it fails at once with :class:`DownloadError`,
   whose message says which file to fetch by hand and where to put it. ``LLBENCH_OFFLINE=1``
   makes every download fail that way without trying.
-* :func:`safe_extract` (in :mod:`llbench.io.extract`, re-exported here) unpacks zip and tar (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``,
-  ``.tar.xz``) archives. Every member is checked before anything is written: absolute paths,
-  ``..`` components, symbolic and hard links that resolve outside the destination (also through
-  the archive's other links), link loops, names shared by a link and another member, and device
-  files or FIFOs are refused with :class:`UnsafeArchiveError` naming the member. Hard links are
-  written as copies; file modes keep only the permission bits. Files are written through fresh
-  temporary files (never through an existing link), and every link written is checked again on
-  disk at the end. A damaged archive raises :class:`~llbench.errors.LLBenchError`.
-  Archive bombs are refused with :class:`ArchiveTooLargeError`: the entry count, the total size
-  unpacked and the compression ratio are bounded (:class:`ExtractLimits`, sized from the real
-  datasets and overridable), the declared sizes while listing, the bytes written while writing.
-  An extraction that stops, for this or any other reason, removes every file, link and folder
-  it created.
+* :func:`safe_extract` (in :mod:`llbench.io.extract`, re-exported here) unpacks zip and tar
+  archives without escaping the destination and refuses archive bombs; see that module.
 * :func:`fetch_weights` resolves a method's released weights (:class:`~llbench.api.specs.WeightsRef`)
   to a verified local file, downloading it when absent (``--weights official``).
 """

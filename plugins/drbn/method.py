@@ -8,8 +8,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from llbench.api import DecoderSite, Patches, Phase, TrainableMethod, TrainContext, paired_items
-from llbench.api.training import epochs_to_steps, run_phases
+from llbench.api import (
+    DecoderSite,
+    Patches,
+    Phase,
+    TrainableMethod,
+    TrainContext,
+    count_parameters,
+    paired_items,
+)
+from llbench.api.training import epochs_to_steps
 from llbench.config import merge
 from llbench.errors import ConfigError
 
@@ -119,19 +127,11 @@ class DRBNMethod(TrainableMethod):
         ]
 
     def fit(self, ctx: TrainContext) -> None:
-        phases = self.training_phases(ctx)
-        summary = run_phases(
-            ctx,
-            self.name,
-            phases,
-            {"net": self.net},
-            device=self.device,
-            checkpoint_every=int(self.config["checkpoint_every"]),
-        )
+        summary = self.fit_phases(ctx, self.name)  # training_phases() resets training_info
         self.training_info.update(summary)
 
     def provenance(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.net.parameters())
+        params = count_parameters(self.net)
         info: dict[str, Any] = {
             "width": {"G0": self.config["G0"], "G": self.config["G"]},
             "parameters": params,

@@ -103,10 +103,6 @@ def ranking_loss(
     return F.relu(-y[keep] * (p_a[keep] - p_b[keep]) + eps).mean()
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def load_ranker(path: str | Path, device: torch.device | str = "cpu") -> Ranker:
     """A ranker from a state dict saved by HiLLIE's loop (or :func:`save_ranker`)."""
     from llbench.api.methods import load_state_dict_file

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from llbench.api import TrainableMethod, TrainContext
 from llbench.api.features import DecoderSite
-from llbench.api.training import Patches, Phase, epochs_to_steps, paired_items, run_phases
+from llbench.api.training import Patches, Phase, epochs_to_steps, paired_items
 from llbench.config import merge
 from llbench.errors import ConfigError
 from llbench.plugins.retinexnet import tf_weights
@@ -297,11 +297,4 @@ class KinD(TrainableMethod):
         return phases
 
     def fit(self, ctx: TrainContext) -> None:
-        self.training_info = run_phases(
-            ctx,
-            NAME,
-            self.training_phases(ctx),
-            {"net": self.net},
-            device=self.device,
-            checkpoint_every=int(self.config["checkpoint_every"]),
-        )
+        self.training_info = self.fit_phases(ctx, NAME)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from llbench.api import Patches, Phase, TrainContext, run_phases
+from llbench.api import Patches, Phase, TrainContext
 from llbench.api.training import epochs_to_steps
 from llbench.errors import ConfigError, DatasetError
 
@@ -209,15 +209,7 @@ def fit(m: LightenDiffusion, ctx: TrainContext) -> None:
     stage1 = str(m.config["stage1_weights"])
     if stage1:
         m.training_info["stage1_weights"] = {"file": stage1, "layout": m.load_stage1(stage1)}
-    phases = build_phases(m, ctx)
-    summary = run_phases(
-        ctx,
-        m.name,
-        phases,
-        {"net": m.net},
-        device=m.device,
-        checkpoint_every=int(m.config["checkpoint_every"]),
-    )
+    summary = m.fit_phases(ctx, m.name, build_phases(m, ctx))
     m.net.decom.requires_grad_(True)
     m.net.eval()
     ema = getattr(m, "_ema", {})

@@ -43,7 +43,14 @@ from typing import Any
 
 import torch
 
-from llbench.api import Patches, Phase, TrainableMethod, TrainContext, paired_items, run_phases
+from llbench.api import (
+    Patches,
+    Phase,
+    TrainableMethod,
+    TrainContext,
+    count_parameters,
+    paired_items,
+)
 from llbench.api.training import epochs_to_steps
 from llbench.config import merge
 from llbench.errors import ConfigError, DatasetError
@@ -100,7 +107,7 @@ class CRNetMethod(TrainableMethod):
         return out.clamp(0.0, 1.0)
 
     def provenance(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"params": sum(p.numel() for p in self.net.parameters())}
+        info: dict[str, Any] = {"params": count_parameters(self.net)}
         if self.labelled:
             info["labelled"] = list(self.labelled)
             info["n_labelled"] = len(self.labelled)
@@ -199,16 +206,8 @@ class CRNetMethod(TrainableMethod):
         ]
 
     def fit(self, ctx: TrainContext) -> None:
-        phases = self.training_phases(ctx)
-        summary = run_phases(
-            ctx,
-            self.name,
-            phases,
-            self.saved_modules(),
-            device=self.device,
-            checkpoint_every=int(self.config["checkpoint_every"]),
-        )
-        self.training_info.update(summary)
+        phases = self.training_phases(ctx)  # creates the teacher that saved_modules() names
+        self.training_info.update(self.fit_phases(ctx, self.name, phases, self.saved_modules()))
 
     # -- helpers -----------------------------------------------------------------------------
     def _check_config(self) -> None:

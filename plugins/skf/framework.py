@@ -42,7 +42,7 @@ from llbench.api import (
     Segmenter,
     TrainableMethod,
     TrainContext,
-    run_phases,
+    count_parameters,
     transform_site,
 )
 from llbench.errors import ConfigError, WeightsError
@@ -77,17 +77,6 @@ class SiteModules(nn.Module):
 
     def items(self):
         return self._modules.items()
-
-
-def parameter_count(modules) -> int:
-    seen: set[int] = set()
-    n = 0
-    for m in modules:
-        for p in m.parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                n += p.numel()
-    return n
 
 
 class SKF(TrainableMethod):
@@ -410,23 +399,16 @@ class SKF(TrainableMethod):
 
     def fit(self, ctx: TrainContext) -> None:
         phases = self.training_phases(ctx)
-        summary = run_phases(
-            ctx,
-            self.name,
-            phases,
-            self.saved_modules(phases),
-            device=self.device,
-            checkpoint_every=int(self.config["checkpoint_every"]),
-        )
+        summary = self.fit_phases(ctx, self.name, phases, self.saved_modules(phases))
         self.training_info.update(summary)
 
     # -- provenance --------------------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
         counts = {
-            "base": parameter_count(self.base.modules()),
-            "se": parameter_count([self.se]),
+            "base": count_parameters(self.base.modules()),
+            "se": count_parameters(self.se),
         }
-        counts.update({f"se.{k}": parameter_count([m]) for k, m in self.se.items()})
+        counts.update({f"se.{k}": count_parameters(m) for k, m in self.se.items()})
         counts["total"] = counts["base"] + counts["se"]
         return counts
 
