@@ -133,6 +133,19 @@ def test_protocol_paper_and_bad_input(host, home):
     assert {s.name: s.training_protocol for s in declared} == {"zero-dce": "sice", "sgz": "sice"}
 
 
+def test_a_preset_and_a_training_set_apply_to_the_methods_of_a_grid_that_have_them(host, home):
+    plan = _grid(
+        host, home, ["scale", "brighten"], ["tiny"], preset="quick", train_dataset="tiny2",
+        dry_run=True,
+    )  # fmt: skip
+    scale, brighten = plan.cells
+    assert scale.status == "needs training" and scale.plan.preset == "quick"
+    assert scale.training is not None and scale.training.dataset == "tiny2"
+    assert brighten.status == "to run" and brighten.plan.preset is None
+    alone = _grid(host, home, ["brighten"], ["tiny"], preset="quick", dry_run=True).cells[0]
+    assert alone.status == "failed" and "unknown preset 'quick'" in alone.error
+
+
 def test_a_claimed_run_is_waited_for_or_reported(host, home):
     first = _run_brighten(host, home)
     store = Store(home)

@@ -108,7 +108,12 @@ def run_grid(
     """Plan and run every (method, dataset, seed); ``run_options`` as :func:`llbench.run`
     (split, metrics, config, preset, device, weights, limit, batch_size, segmenter,
     efficiency_size, train_dataset, protocol). With ``dry_run`` nothing is computed: the cells
-    say what would train, what is reused and how many images remain."""
+    say what would train, what is reused and how many images remain.
+
+    In a grid of several methods, ``preset`` and ``train_dataset`` apply to the methods they
+    can: a method without that preset runs its defaults and a method that does not train ignores
+    ``train_dataset`` (one method alone still gets the error), so ``-m zero-dce,lime --preset
+    quick`` shortens Zero-DCE's training and runs LIME as it is."""
     if not methods or not datasets or not seeds:
         raise ConfigError("a grid needs at least one method, one dataset and one seed")
     home_dir = paths.home(home)
@@ -118,9 +123,12 @@ def run_grid(
     cells = [Cell(m, d, int(s)) for m in methods for d in datasets for s in seeds]
     for cell in cells:
         try:
+            options = (
+                _applicable(host, cell.method, run_options) if len(methods) > 1 else run_options
+            )
             cell.plan = plan_run(
                 cell.method, cell.dataset, seed=cell.seed, home=home_dir, data_root=droot,
-                host=host, **run_options,
+                host=host, **options,
             )  # fmt: skip
             if cell.plan.method.trains and cell.plan.weights is None:
                 cell.training = training_for(cell.plan)
@@ -143,6 +151,20 @@ def run_grid(
 
 
 # -- planning ----------------------------------------------------------------------------------
+def _applicable(host: PluginHost, method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without the preset or training dataset ``method`` cannot use (see
+    :func:`run_grid`); unknown method names are left for :func:`plan_run` to report."""
+    if method not in host.registry("method"):
+        return options
+    spec = host.method(method)
+    out = dict(options)
+    if out.get("preset") and out["preset"] not in (spec.presets or {}):
+        out.pop("preset")
+    if out.get("train_dataset") and not spec.trains:
+        out.pop("train_dataset")
+    return out
+
+
 def _look_up(cells: list[Cell], store: Store, force: bool) -> None:
     """Fill in what is already done: finished trainings, finished runs, pending images."""
     for cell in cells:
