@@ -262,6 +262,8 @@ def test_names_match_case_insensitively(host, home):
     _run(host, home)
     r = invoke("report", "--method", "BRIGHTEN", "--dataset", "Tiny", "--format", "csv")
     assert r.exit_code == 0 and "brighten" in r.output
+    short = invoke("report", "-m", "BRIGHTEN", "-d", "Tiny", "--format", "csv")  # as in `run`
+    assert short.exit_code == 0 and short.output == r.output
     frame = llbench.results(["Brighten"], ["TINY"], home=home)
     assert list(frame["method"]) == ["brighten"]
 

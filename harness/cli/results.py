@@ -29,6 +29,26 @@ def _crop(text: str | None) -> tuple[int, int, int, int] | None:
 
 
 # -- report ----------------------------------------------------------------------------------------
+
+
+def selection_options(command):
+    """``--method/-m``, ``--dataset/-d``, ``--metric`` (comma-separated; default: all), with
+    the same short forms as ``llbench run``."""
+    for option in reversed(
+        [
+            click.option(
+                "--method", "-m", "methods", help="Comma-separated methods (default: all)."
+            ),
+            click.option(
+                "--dataset", "-d", "datasets", help="Comma-separated datasets (default: all)."
+            ),
+            click.option("--metric", "metrics", help="Comma-separated metrics (default: all)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.option(
     "--format",
@@ -39,9 +59,7 @@ def _crop(text: str | None) -> tuple[int, int, int, int] | None:
     "file. html writes the full report (tables, figures, per-image gallery, provenance).",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the table here.")
-@click.option("--method", "methods", help="Comma-separated methods (default: all).")
-@click.option("--dataset", "datasets", help="Comma-separated datasets (default: all).")
-@click.option("--metric", "metrics", help="Comma-separated metrics (default: all).")
+@selection_options
 @click.option(
     "--runs",
     "run_keys",
@@ -225,9 +243,7 @@ def _study_tables(home: Path, fmt: str | None, output: str | None) -> None:
     "--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "jsonl"])
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="File (default stdout).")
-@click.option("--method", "methods", help="Comma-separated methods (default: all).")
-@click.option("--dataset", "datasets", help="Comma-separated datasets (default: all).")
-@click.option("--metric", "metrics", help="Comma-separated metrics (default: all).")
+@selection_options
 @click.option("--all-runs", is_flag=True, help="Every finished run, not only the latest ones.")
 @click.pass_context
 def export(ctx, fmt, output, methods, datasets, metrics, all_runs) -> None:
