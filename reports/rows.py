@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,10 +219,18 @@ def resolve_run(store: Store, key: str):
 
 
 # -- identity and labels ---------------------------------------------------------------------------
-def identity(rec: RunRecord) -> tuple:
+def identity(rec: RunRecord, shared: Collection[tuple] = ()) -> tuple:
+    """What makes runs one row. Runs trained on their own test dataset's training split share a
+    row across datasets ("trained per dataset"), unless their training also served runs on
+    other datasets (``shared``: ``(train_dataset, train_manifest)``), whose row they join."""
     if rec.reference is not None:
         return ("reference", rec.reference)
-    if rec.weights_kind == "trained" and rec.train_dataset == rec.dataset:
+    trained_on = (rec.train_dataset, rec.train_manifest)
+    if (
+        rec.weights_kind == "trained"
+        and rec.train_dataset == rec.dataset
+        and trained_on not in shared
+    ):
         weights: tuple = ("trained", "own training split")
     elif rec.weights_kind == "trained":
         weights = ("trained", rec.train_dataset, rec.train_manifest)
@@ -335,8 +343,13 @@ def select_rows(
                 f"({', '.join(sorted({f'{r.method} on {r.dataset}' for r in excluded}))}); "
                 "add --include-limited to show them, marked with their image counts."
             )
+    shared = {
+        (r.train_dataset, r.train_manifest)
+        for r in records
+        if r.weights_kind == "trained" and r.train_dataset != r.dataset
+    }
     for r in records:
-        r.identity = identity(r)
+        r.identity = identity(r, shared)
     # one run per (identity, dataset, split, seed): the latest
     latest: dict[tuple, RunRecord] = {}
     for r in sorted(records, key=lambda r: r.finished):

@@ -82,6 +82,11 @@ def test_train_once_evaluate_everywhere(host, home):
     assert single.reused and single.key == result.cells[1].key
     again = _grid(host, home, ["scale"], ["tiny", "tiny2"], train_dataset="tiny")
     assert [c.status for c in again.cells] == ["reused", "reused"]
+    # one training, one report row: "trained on Tiny", with both datasets' columns
+    from llbench.reports.report import build_report
+
+    rows = [r for r in build_report(home=home, host=host).rows if r.method == "scale"]
+    assert len(rows) == 1 and {c[0] for c in rows[0].cells} == {"tiny", "tiny2"}
 
 
 def test_grid_cells_fail_alone_and_seeds_are_cells(host, home):
