@@ -30,9 +30,10 @@ import numpy as np
 from llbench.api.datasets import DatasetStatus, Sample, natural_key, split_check
 from llbench.errors import DatasetError
 
-from .folders import FolderDataset, Source
+from .folders import FolderDataset
 from .lol import LOL, LOLv2Real
 from .lsrw import LSRW
+from .sources import Source
 
 SEED = 0
 
@@ -103,7 +104,7 @@ class DerivedDataset(FolderDataset):
                 f"{'; '.join(problems)}. Run `llbench datasets fetch NAME` for each, then again "
                 f"for {self.name}."
             )
-        from .folders import FetchResult
+        from .fetching import FetchResult
 
         self.prepare()
         report = self.verify(update=True)

@@ -15,7 +15,9 @@ Neither has a stable direct download: the authors publish Google Drive and Baidu
 
 from __future__ import annotations
 
-from .folders import Archive, PairedFolderDataset, Source, strip_prefix_key
+from .folders import PairedFolderDataset
+from .pairing import strip_prefix_key
+from .sources import Archive, Source
 
 LOL_SOURCE = Source(
     page="https://daooshee.github.io/BMVC2018website/",

@@ -17,7 +17,8 @@ from __future__ import annotations
 from llbench.api.datasets import Sample
 from llbench.errors import DatasetError
 
-from .folders import Archive, PairedFolderDataset, Source
+from .folders import PairedFolderDataset
+from .sources import Archive, Source
 
 LSRW_SOURCE = Source(
     page="https://github.com/JianghaiSCU/R2RNet",

@@ -19,7 +19,9 @@ from __future__ import annotations
 from llbench.api.datasets import Sample, image_files, natural_key
 from llbench.errors import DatasetError
 
-from .folders import Archive, FolderDataset, Source, unique_by_stem
+from .folders import FolderDataset
+from .pairing import unique_by_stem
+from .sources import Archive, Source
 
 SICE_SOURCE = Source(
     page="https://github.com/csjcai/SICE",

@@ -24,7 +24,8 @@ Drive: ``llbench datasets fetch`` prints the steps.
 
 from __future__ import annotations
 
-from .folders import Archive, Source, UnpairedFolderDataset
+from .folders import UnpairedFolderDataset
+from .sources import Archive, Source
 
 SOURCES: dict[str, Source] = {
     "lime": Source(

@@ -28,15 +28,9 @@ from llbench.api.datasets import Sample, image_files
 from llbench.errors import DatasetError
 from llbench.io.manifests import file_manifest
 
-from .folders import (
-    HIGH_NAMES,
-    LOW_NAMES,
-    FolderDataset,
-    Source,
-    first_existing,
-    pair_folder,
-    unique_by_stem,
-)
+from .folders import FolderDataset
+from .pairing import HIGH_NAMES, LOW_NAMES, first_existing, pair_folder, unique_by_stem
+from .sources import Source
 
 LAYOUTS = ("paired", "unpaired")
 FILE_NAME = "datasets.json"
@@ -157,7 +151,7 @@ class UserDataset(FolderDataset):
             raise DatasetError(
                 f"{self.name} is a folder you added; extract the archive into {self.root} instead"
             )
-        from .folders import FetchResult
+        from .fetching import FetchResult
 
         return FetchResult(["nothing to download: it is your folder"], self.verify(update=force))
 

@@ -38,7 +38,9 @@ from llbench.errors import DatasetError
 from llbench.io.images import read_image, write_png
 
 from . import lowlight_model
-from .folders import Archive, FetchResult, FolderDataset, Source
+from .fetching import FetchResult
+from .folders import FolderDataset
+from .sources import Archive, Source
 
 SEED = 2012
 MODEL_VERSION = 1

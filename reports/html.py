@@ -230,7 +230,7 @@ class _Page:
 
 
 def _figures(rep: Any, home, page: _Page) -> str:
-    from llbench.reports.report import directions
+    from llbench.reports.plugininfo import directions
 
     out = ['<div class="figs">']
     frame = rep.frame
@@ -262,7 +262,7 @@ def _figures(rep: Any, home, page: _Page) -> str:
 
 
 def _training_keys(rep: Any) -> dict[str, str]:
-    from llbench.reports.report import training_labels
+    from llbench.reports.reportfigures import training_labels
 
     return training_labels(rep.rows)
 

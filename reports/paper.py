@@ -16,16 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llbench.pluginhost.host import PluginHost, get_host
+from llbench.reports.baseline import compare_to_baseline, find_row
+from llbench.reports.plugininfo import directions
 from llbench.reports.published import load_published
-from llbench.reports.report import (
-    Report,
-    directions,
-    long_frame,
-    published_row,
-    select_for,
-    table_from_rows,
-)
-from llbench.reports.rows import Row, compare_to_baseline, find_row
+from llbench.reports.records import Row
+from llbench.reports.report import Report, select_for
+from llbench.reports.rowtable import long_frame, published_row, table_from_rows
 
 PRIORITY = {"official": 0, "trained-own": 1, "trained": 2, "none": 3, "file": 4}
 

@@ -26,282 +26,50 @@ method name, then by label.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from llbench import paths
-from llbench.errors import ConfigError
 from llbench.reports import statistics as stats
+from llbench.reports.baseline import compare_to_baseline, find_row
+from llbench.reports.labels import config_diff, identity, row_label
 from llbench.reports.names import dataset_name, method_name
-from llbench.store.database import REFERENCES, Store
-from llbench.store.frames import run_fields
+from llbench.reports.records import (
+    REFERENCE_METHODS,
+    REFERENCE_ORDER,
+    Cell,
+    Column,
+    Row,
+    RunRecord,
+    Selection,
+    load_runs,
+    resolve_run,
+)
+from llbench.store.database import Store
 
-#: Methods whose runs are a reference row (``input``: the low-light image unchanged).
-REFERENCE_METHODS = {"input": "input"}
-REFERENCE_ORDER = list(REFERENCES)
-
-Column = tuple[str, str]
-
-
-@dataclass
-class RunRecord:
-    """One finished run (or reference record) as a report sees it."""
-
-    key: str
-    method: str
-    dataset: str
-    split: str
-    seed: int | None
-    preset: str | None
-    limit: int | None
-    n_images: int
-    n_failed: int
-    finished: float
-    weights_kind: str
-    weights_hash: str | None
-    weights: str | None
-    train_dataset: str | None
-    train_manifest: str | None
-    config: dict[str, Any]
-    reference: str | None = None
-    identity: tuple = ()
-    train_key: str | None = None
-
-    @property
-    def column_dataset(self) -> str:
-        return self.dataset if self.split == "test" else f"{self.dataset}[{self.split}]"
-
-
-@dataclass
-class Cell:
-    """One (row, column): the value and what is known about its uncertainty."""
-
-    value: float
-    ci: tuple[float, float] | None = None
-    std: float | None = None
-    n_seeds: int = 1
-    n_images: int | None = None
-    per_image: dict[str, float] = field(default_factory=dict)
-    runs: list[str] = field(default_factory=list)
-    paired: stats.PairedResult | None = None
-    mark: str | None = None  # "better" / "worse" than the baseline (significant)
-    approx: bool = False  # published value whose protocol differs from the metric
-
-
-@dataclass
-class Row:
-    label: str
-    method: str
-    kind: str  # "reference", "measured" or "published"
-    runs: list[RunRecord] = field(default_factory=list)
-    cells: dict[Column, Cell] = field(default_factory=dict)
-    flags: set[str] = field(default_factory=set)
-    parent: str | None = None  # published rows: the measured row they belong to
-    source: str = ""  # published rows: paper and table
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted({r.seed for r in self.runs if r.seed is not None})
-
-
-@dataclass
-class Selection:
-    """The rows and columns of a table, with notes on what was left out."""
-
-    rows: list[Row]
-    columns: list[Column]
-    notes: list[str] = field(default_factory=list)
-    excluded: list[RunRecord] = field(default_factory=list)
-
-
-# -- reading runs ----------------------------------------------------------------------------------
-def load_runs(home: str | Path | None = None, keys: Sequence[str] | None = None) -> list[RunRecord]:
-    """Finished runs (or the runs ``keys`` name, by unique prefix) and reference records."""
-    home_dir = paths.home(home)
-    store = Store(home_dir)
-    if keys:
-        rows = [resolve_run(store, k) for k in keys]
-    else:
-        rows = store.finished_runs()
-    out = []
-    for row in rows:
-        f = run_fields(row, home_dir)
-        rec = RunRecord(
-            key=row["key"],
-            method=row["method"],
-            dataset=row["dataset"],
-            split=row["split"],
-            seed=f["seed"],
-            preset=f["preset"],
-            limit=f["limit"],
-            n_images=int(row["n_images"] or 0),
-            n_failed=int(row["n_failed"] or 0),
-            finished=float(row["finished"] or row["started"] or 0),
-            weights_kind=f["weights_kind"],
-            weights_hash=f["weights_hash"],
-            weights=f["weights"],
-            train_dataset=f["train_dataset"],
-            train_manifest=f["train_manifest"],
-            config=f["config"],
-            reference=REFERENCE_METHODS.get(row["method"]),
-            train_key=f["train_key"],
-        )
-        out.append(rec)
-    if not keys:
-        for r in _reference_rows(store, out):
-            out.append(
-                RunRecord(
-                    key=r["key"],
-                    method=REFERENCES[r["which"]],
-                    dataset=r["dataset"],
-                    split=r["split"],
-                    seed=None,
-                    preset=None,
-                    limit=None,
-                    n_images=int(r["n_images"] or 0),
-                    n_failed=0,
-                    finished=float(r["created"] or 0),
-                    weights_kind="none",
-                    weights_hash=None,
-                    weights=None,
-                    train_dataset=None,
-                    train_manifest=None,
-                    config={},
-                    reference=r["which"],
-                )
-            )
-    return out
-
-
-def _reference_rows(store: Store, runs: Sequence[RunRecord]) -> list[Any]:
-    """One reference row per (dataset, split, bound), never several averaged as if they were
-    seeds: the newest made with the segmenter (and weights) of the newest run of that dataset
-    and split that has task scores, else the newest."""
-    from llbench.engine.contexts import segmenter_of
-
-    refs = store.references()  # ordered by creation
-    contexts = store.contexts_of([r.key for r in runs] + [r["key"] for r in refs])
-    wanted: dict[tuple[str, str], str] = {}
-    for run in sorted(runs, key=lambda r: r.finished):
-        seg = next(filter(None, map(segmenter_of, contexts.get(run.key, {}).values())), None)
-        if seg is not None:
-            wanted[(run.dataset, run.split)] = seg
-    chosen: dict[tuple, tuple[Any, bool]] = {}
-    for r in refs:  # oldest first: a newer row replaces an older one unless only that one matches
-        slot = (r["dataset"], r["split"], r["which"])
-        want = wanted.get(slot[:2])
-        match = want is not None and want in {
-            segmenter_of(c) for c in contexts.get(r["key"], {}).values()
-        }
-        if slot not in chosen or match or not chosen[slot][1]:
-            chosen[slot] = (r, match)
-    return [r for r, _ in chosen.values()]
-
-
-def resolve_run(store: Store, key: str):
-    """The run whose key is ``key`` or starts with it; errors say what matched."""
-    found = store.find_runs(key)
-    exact = [r for r in found if r["key"] == key]
-    if exact:
-        return exact[0]
-    if not found:
-        raise ConfigError(f"no stored run has a key starting with {key!r}; see `llbench runs`")
-    if len(found) > 1:
-        keys = ", ".join(r["key"] for r in found[:8])
-        raise ConfigError(f"run key {key!r} is ambiguous: {keys}")
-    return found[0]
-
-
-# -- identity and labels ---------------------------------------------------------------------------
-def identity(rec: RunRecord, shared: Collection[tuple] = ()) -> tuple:
-    """What makes runs one row. Runs trained on their own test dataset's training split share a
-    row across datasets ("trained per dataset"), unless their training also served runs on
-    other datasets (``shared``: ``(train_dataset, train_manifest)``), whose row they join."""
-    if rec.reference is not None:
-        return ("reference", rec.reference)
-    trained_on = (rec.train_dataset, rec.train_manifest)
-    if (
-        rec.weights_kind == "trained"
-        and rec.train_dataset == rec.dataset
-        and trained_on not in shared
-    ):
-        weights: tuple = ("trained", "own training split")
-    elif rec.weights_kind == "trained":
-        weights = ("trained", rec.train_dataset, rec.train_manifest)
-    elif rec.weights_kind in ("official", "file"):
-        weights = (rec.weights_kind, rec.weights_hash)
-    else:
-        weights = ("none",)
-    return (
-        rec.method,
-        weights,
-        rec.preset,
-        json.dumps(rec.config, sort_keys=True, default=str),
-        rec.limit,
-    )
-
-
-def config_diff(config: Mapping[str, Any], default: Mapping[str, Any] | None) -> list[str]:
-    """``key=value`` for every (dotted) config entry that differs from ``default``."""
-    if default is None:
-        return []
-    a, b = _flat(config), _flat(default)
-    return [f"{k}={_short(a[k])}" for k in sorted(a) if k not in b or a[k] != b[k]]
-
-
-def row_label(
-    runs: Sequence[RunRecord],
-    default_config: Mapping[str, Any] | None,
-    split_size: int | None = None,
-) -> tuple[str, set[str]]:
-    """The readable label of a row and its flags (``quick``, ``limited``, ``config``)."""
-    first = runs[0]
-    if first.reference is not None:
-        return REFERENCES[first.reference], set()
-    parts: list[str] = []
-    flags: set[str] = set()
-    if first.weights_kind == "official":
-        parts.append("official")
-    elif first.weights_kind == "trained" and first.train_dataset:
-        own = all(r.train_dataset == r.dataset for r in runs)
-        if own and len({r.dataset for r in runs}) > 1:
-            parts.append("trained per dataset")
-        else:
-            parts.append(dataset_name(first.train_dataset))
-    elif first.weights_kind == "file":
-        stem = Path(first.weights or "weights").stem
-        parts.append(f"{stem} {str(first.weights_hash or '')[:6]}".strip())
-    if first.preset:
-        parts.append(first.preset)
-        if first.preset == "quick":
-            flags.add("quick")
-    diff = config_diff(first.config, default_config)
-    if diff:
-        parts.append(", ".join(diff))
-        flags.add("config")
-    seeds = sorted({r.seed for r in runs if r.seed is not None})
-    if len(seeds) > 1:
-        parts.append(_seed_text(seeds))
-    elif seeds and seeds[0] != 0:
-        parts.append(f"seed {seeds[0]}")
-    if first.limit is not None:
-        total = f" of {split_size}" if split_size else ""
-        parts.append(f"{first.n_images}{total} images")
-        flags.add("limited")
-    name = method_name(first.method)
-    return (f"{name} ({', '.join(parts)})" if parts else name), flags
-
-
-def _seed_text(seeds: list[int]) -> str:
-    if seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"seeds {seeds[0]}-{seeds[-1]}"
-    return "seeds " + ",".join(map(str, seeds))
+__all__ = [
+    "REFERENCE_METHODS",
+    "REFERENCE_ORDER",
+    "Cell",
+    "Column",
+    "Row",
+    "RunRecord",
+    "Selection",
+    "compare_to_baseline",
+    "config_diff",
+    "find_row",
+    "identity",
+    "is_finite",
+    "load_runs",
+    "order_rows",
+    "resolve_run",
+    "row_label",
+    "select_rows",
+]
 
 
 # -- selecting and aggregating ---------------------------------------------------------------------
@@ -486,79 +254,6 @@ def _split_sizes(records: Sequence[RunRecord]) -> dict[tuple[str, str], int]:
     return sizes
 
 
-# -- the paired test against a baseline ------------------------------------------------------------
-def find_row(rows: Sequence[Row], name: str) -> Row:
-    """The row ``name`` designates: its label, or its method (id or display name) when that
-    method has one row; case-insensitive."""
-    n = name.strip().lower()
-    exact = [r for r in rows if r.label.lower() == n]
-    if exact:
-        return exact[0]
-    by_method = [
-        r
-        for r in rows
-        if r.kind == "measured" and (r.method.lower() == n or method_name(r.method).lower() == n)
-    ]
-    if len(by_method) == 1:
-        return by_method[0]
-    if by_method:
-        labels = "; ".join(r.label for r in by_method)
-        raise ConfigError(f"--baseline {name!r} matches several rows ({labels}); give a label")
-    labels = "; ".join(r.label for r in rows if r.kind == "measured")
-    raise ConfigError(f"--baseline {name!r} matches no row; rows: {labels or 'none'}")
-
-
-def compare_to_baseline(
-    rows: Sequence[Row],
-    baseline: Row,
-    columns: Sequence[Column],
-    higher_better: Mapping[str, bool | None],
-    *,
-    seed: int = 0,
-) -> None:
-    """Paired tests of every measured row against ``baseline``, column by column, with Holm's
-    correction over the rows of a column; marks significant differences on the cells."""
-    for col in columns:
-        base = baseline.cells.get(col)
-        if base is None or not base.per_image:
-            continue
-        tested: list[Cell] = []
-        for row in rows:
-            cell = row.cells.get(col)
-            if row is baseline or row.kind != "measured" or cell is None or not cell.per_image:
-                continue
-            res = stats.paired_test(cell.per_image, base.per_image, seed=seed)
-            if res is not None:
-                cell.paired = res
-                tested.append(cell)
-        adjusted = stats.holm([c.paired.p for c in tested])
-        hb = higher_better.get(col[1])
-        for cell, p in zip(tested, adjusted, strict=True):
-            res = cell.paired
-            cell.paired = stats.PairedResult(res.n, res.mean_diff, res.ci, res.p, p)
-            if hb is None or not cell.paired.significant():
-                continue
-            better = (res.mean_diff > 0) == bool(hb)
-            cell.mark = "better" if better else "worse"
-
-
 # -- small helpers ---------------------------------------------------------------------------------
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    text = json.dumps(v, default=str) if not isinstance(v, str) else v
-    return text if len(text) <= 24 else text[:21] + "..."
-
-
 def is_finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)

@@ -15,7 +15,7 @@ from llbench.store.frames import run_fields
 def run_details(key: str, *, home: str | Path | None = None) -> dict[str, Any]:
     """Identity, config, weights, provenance, artifacts, mean scores and failures of a run
     (``key`` may be a unique prefix)."""
-    from llbench.reports.rows import resolve_run
+    from llbench.reports.records import resolve_run
 
     home_dir = paths.home(home)
     store = Store(home_dir)

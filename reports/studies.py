@@ -78,7 +78,7 @@ def store_study_result(
 def study_table(home: str | Path | None = None, *, compute_missing: bool = True):
     """A :class:`~llbench.reports.tables.Table` of every study's stored scores (rows:
     conditions; one column per study), or None when no study has answers."""
-    from llbench.reports.rows import Cell
+    from llbench.reports.records import Cell
     from llbench.reports.tables import Table
 
     home_dir = paths.home(home)

@@ -73,7 +73,7 @@ def verify_run(
     from llbench.io.hashing import sha256_file
     from llbench.io.images import quantize, read_image, to_tensor, to_uint8
     from llbench.pluginhost.host import get_host
-    from llbench.reports.rows import resolve_run
+    from llbench.reports.records import resolve_run
 
     home_dir = paths.home(home)
     store = Store(home_dir)

@@ -133,7 +133,8 @@ def report(
     and config; seeds of one identity aggregate to mean +- standard deviation. Reference rows
     (dark input, normal light) come first and are not ranked.
     """
-    from llbench.reports.report import build_report, report_figures
+    from llbench.reports.report import build_report
+    from llbench.reports.reportfigures import report_figures
 
     st = state(ctx)
     if paper_preset and paper_preset.lower() == "list":

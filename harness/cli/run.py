@@ -152,7 +152,7 @@ def run(
     t = Table(show_header=True)
     t.add_column("metric")
     t.add_column("mean", justify="right")
-    from llbench.reports.report import metric_order
+    from llbench.reports.plugininfo import metric_order
     from llbench.reports.tables import format_value
 
     order = {m: i for i, m in enumerate(metric_order())}

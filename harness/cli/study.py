@@ -186,7 +186,7 @@ def serve(ctx, name, host, port) -> None:
     default="unanimous",
     show_default=True,
     help="Prior that keeps unanimous answers finite; pwcmp: the default prior of pwcmp's "
-    "pw_scale, which gives pwcmp's numbers (see llbench.study.thurstone).",
+    "pw_scale, which gives pwcmp's numbers (see llbench.study.priors).",
 )
 @click.option("--exclude", multiple=True, help="Leave out a participant (repeatable).")
 @click.option(
@@ -228,7 +228,7 @@ def score(
     import pandas as pd
 
     from llbench.study.figures import plot_scores
-    from llbench.study.thurstone import DisconnectedWarning, ScalingResult, scale_pairwise
+    from llbench.study.scaling import DisconnectedWarning, ScalingResult, scale_pairwise
 
     if (name is None) == (csv_path is None):
         raise click.UsageError("give a study NAME or --from-csv FILE (not both)")
@@ -352,7 +352,18 @@ def score(
     if figure is None and out_dir is not None:
         figure = out_dir / "scores.png"
     if figure is not None:
-        p = plot_scores(frame, figure, title=title, unit=unit)
+        from llbench.reports.studies import pair_rows
+
+        scale = (st.scale_min, st.scale_max) if name is not None and kind == "rating" else None
+        p = plot_scores(
+            frame,
+            figure,
+            title=title,
+            unit=unit,
+            scale=scale,
+            pairs=pair_rows(result),
+            level=result.ci,
+        )
         console.print(f"wrote {p}", markup=False)
 
 

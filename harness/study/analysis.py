@@ -20,8 +20,9 @@ import pandas as pd
 from llbench.errors import LLBenchError
 from llbench.study.model import StudyError
 from llbench.study.mos import MosResult, mos_scores
+from llbench.study.scaling import ScalingResult, scale_pairwise
 from llbench.study.store import StudyStore
-from llbench.study.thurstone import ScalingResult, Trials, scale_pairwise
+from llbench.study.trials import Trials
 
 ANSWER_COLUMNS = [
     "study",

@@ -4,7 +4,7 @@ SLLEN (Sec. III-E3, Table IV) asks 10 subjects to rate each enhanced image on a 
 to best) and reports the average "US" score per method; SGZ (Sec. 4.6, Table 7) has 50
 participants rate each method's result and reports the mean. Here the MOS of a condition is the
 mean of all its ratings; the interval is a percentile bootstrap over observers (whole observers
-are resampled, as for the pairwise scores in :mod:`llbench.study.thurstone`).
+are resampled, as for the pairwise scores in :mod:`llbench.study.scaling`).
 
 Per observer: the number of ratings, their mean, and the Pearson correlation between the
 observer's ratings and the mean rating of the *other* observers on the same items; an observer
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from llbench.study.thurstone import ScalingError
+from llbench.study.case_v import ScalingError
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Priors of the Thurstone Case V scaling (:mod:`llbench.study.thurstone`).
+"""Priors of the Thurstone Case V scaling (:mod:`llbench.study.scaling`).
 
 * Pseudo-count priors (``prior="unanimous"``, the default, ``"all"`` and ``"none"``): each
   chosen pair's likelihood is multiplied by ``[Phi(d / sigma) * Phi(-d / sigma)] ** a``
@@ -35,7 +35,7 @@ PRIORS = ("unanimous", "all", "none", "pwcmp")
 
 
 def _error(message: str) -> Exception:
-    from llbench.study.thurstone import ScalingError  # defined there; imported late (no cycle)
+    from llbench.study.case_v import ScalingError  # defined there; imported late (no cycle)
 
     return ScalingError(message)
 

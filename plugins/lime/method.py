@@ -47,9 +47,9 @@ illumination map ``T`` shared by the three channels.
 
 Solver (config ``solver``, :mod:`llbench.plugins.lime.solvers`): the default (``"auto"``) is
 ``"multifrontal"``, an exact nested-dissection Cholesky factorization run as batched dense
-kernels in torch on the method's device (about 0.25 s for a 600x400 image on two CPU cores);
+kernels in torch on the method's device (about 0.24 s for a 600x400 image on two CPU cores);
 ``"direct"`` factorizes the same system exactly with SuperLU (about 0.6 s), ``"direct-mmd"`` with
-SuperLU's minimum-degree ordering (1.3 s, llbench's LIME before issue 20); ``"cg"`` runs
+SuperLU's minimum-degree ordering (0.8 s, llbench's LIME before issue 20); ``"cg"`` runs
 Jacobi-preconditioned conjugate gradients in torch (thousands of iterations, because the weights
 span about six orders of magnitude, up to ``alpha / eps^2`` in flat regions), which ``"auto"``
 uses on CUDA for images too large for the multifrontal factors.

@@ -6,14 +6,14 @@ The matrix is ``I`` plus a weighted graph Laplacian on the 4-connected pixel gri
 * ``"multifrontal"`` -- exact: sparse Cholesky in a nested-dissection order, as a batched
   multifrontal factorization in torch on the method's device (:mod:`.multifrontal`): float32
   factors refined in float64 to about 1e-10 of the float64 answer. 600 x 400 on two CPU cores:
-  about 0.25 s (the first image of a size adds 0.16 s of analysis), against 1.3 s for
+  about 0.24 s (the first image of a size adds 0.16 s of analysis), against 0.8 s for
   ``"direct-mmd"``. Grids up to :data:`.multifrontal.MAX_PIXELS` (its factors grow as N log N).
 * ``"direct"`` -- exact: sparse LU (SuperLU, symmetric mode, no pivoting: the matrix is
   symmetric positive definite and diagonally dominant) after a geometric nested-dissection
   ordering of the grid (George, "Nested dissection of a regular finite element mesh", SIAM J.
   Numer. Anal. 10(2), 1973): the longer side of each rectangle is cut by a one-pixel line, both
   halves are ordered first and the line last, down to blocks of 16 pixels. On a 600 x 400 image
-  this fills in 20 M entries instead of the 31 M of the minimum-degree ordering, about 1.4x
+  this fills in 20 M entries instead of the 31 M of the minimum-degree ordering, about 1.3x
   faster; the result is the same to rounding (1e-13). Any size; float64 on the CPU.
 * ``"direct-mmd"`` -- the same factorization with SuperLU's minimum-degree ordering on
   ``A^T + A`` (llbench's LIME before issue 20), kept for comparison.

@@ -7,8 +7,18 @@ in one run on the idle 2-core development machine (min / median of 3 rounds; the
 ``direct-mmd`` (the exact solve before issue 20) 0.83 / 0.84 s, ``direct`` (SuperLU, nested
 dissection) 0.64 / 0.67 s, ``multifrontal`` (the default: batched multifrontal Cholesky in torch,
 float32 factors refined in float64) 0.30 / 0.38 s, ``cg`` (Jacobi-PCG, CPU, float64) about 4.4 s.
-The issue's 10x was NOT reached on CPU (2.7x); no timing is asserted; each row checks its output
-against the exact solve.
+The issue's 10x was NOT reached on CPU (2.7x; re-measured later with plain timers in one process:
+pre-issue code 0.78-0.84 s, the default 0.23-0.24 s, 3.3x); no timing is asserted; each row checks
+its output against the exact solve.
+
+Tried and measured for the 10x, none kept (see plugins/lime/solvers.py for the kept solvers):
+operator-dependent (black-box, Dendy 1982) multigrid as a CG preconditioner, Galerkin coarse
+9-point stencils, 4-colour symmetric Gauss-Seidel, at half size (200 x 300 ... 256 x 256): 13-25
+iterations to bring the output within 0.5 of an 8-bit level of the exact solve (the estimate from
+the preconditioned residual was 10-100x below the real error, so it cannot stop safely), 5-8 ms
+per iteration and 17-33 ms of setup in torch at that size (per-call overhead of strided ops):
+slower than the multifrontal solve at full size. Earlier: pyamg AMG preconditioners (0.8-0.95 s),
+an HSC-style hierarchy, ILU, CHOLMOD through cvxopt (0.32 s), cholespy, qdldl.
 """
 
 from __future__ import annotations
