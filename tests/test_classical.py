@@ -464,6 +464,22 @@ def test_lime_multifrontal_dissection_covers_every_pixel_once():
                 assert not (set(sep) - {h * w}) & (set(ring) - {h * w})
 
 
+def test_lime_multifrontal_places_each_child_ring_where_its_parent_holds_those_pixels():
+    from llbench.plugins.lime import multifrontal
+
+    for h, w in ((2, 3), (7, 5), (40, 61), (13, 100)):
+        levels = multifrontal.analyse(h, w).levels
+        for parent, child in zip(levels, levels[1:], strict=False):
+            front = torch.cat([parent.sep, parent.ring], 1)  # the parent's front, by position
+            for k in range(child.batch):
+                ring, cols = child.ring[k], child.ext_cols[k]
+                listed = ring < h * w
+                # a listed ring pixel sits at its column of the parent's front, empty slots
+                # go to the parent's sink column n
+                assert torch.equal(front[k // 2, cols[listed]], ring[listed])
+                assert bool((cols[~listed] == parent.n).all())
+
+
 def test_lime_multifrontal_falls_back_to_float64_and_refuses_huge_grids(monkeypatch):
     from llbench.errors import ConfigError
     from llbench.plugins.lime import multifrontal

@@ -6,7 +6,7 @@ The matrix is ``I`` plus a weighted graph Laplacian on the 4-connected pixel gri
 * ``"multifrontal"`` -- exact: sparse Cholesky in a nested-dissection order, as a batched
   multifrontal factorization in torch on the method's device (:mod:`.multifrontal`): float32
   factors refined in float64 to about 1e-10 of the float64 answer. 600 x 400 on two CPU cores:
-  about 0.24 s (the first image of a size adds 0.16 s of analysis), against 0.8 s for
+  about 0.24 s (the first image of a size adds 0.04 s of analysis), against 0.8 s for
   ``"direct-mmd"``. Grids up to :data:`.multifrontal.MAX_PIXELS` (its factors grow as N log N).
 * ``"direct"`` -- exact: sparse LU (SuperLU, symmetric mode, no pivoting: the matrix is
   symmetric positive definite and diagonally dominant) after a geometric nested-dissection

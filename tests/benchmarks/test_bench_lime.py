@@ -3,7 +3,8 @@
 Run with ``python -m pytest tests/benchmarks/test_bench_lime.py --benchmark-enable``; group
 ``lime solvers 600x400`` holds one row per solver of ``llbench.plugins.lime.solvers``. Measured
 in one run on the idle 2-core development machine (min / median of 3 rounds; the first
-``multifrontal`` round includes the 0.16 s analysis of the grid, done once per image size):
+``multifrontal`` round includes the analysis of the grid, done once per image size, 0.04 s since
+the dense lookup tables):
 ``direct-mmd`` (the exact solve before issue 20) 0.83 / 0.84 s, ``direct`` (SuperLU, nested
 dissection) 0.64 / 0.67 s, ``multifrontal`` (the default: batched multifrontal Cholesky in torch,
 float32 factors refined in float64) 0.30 / 0.38 s, ``cg`` (Jacobi-PCG, CPU, float64) about 4.4 s.
