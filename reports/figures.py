@@ -103,6 +103,21 @@ def metric_bars(
     return path
 
 
+#: Leading words of logged names that are monitored values, not loss terms (a method's PSNR on
+#: its training batch, a segmentation accuracy, a learning rate): drawn in their own row, since
+#: their units and magnitudes differ from the loss terms'. SSIM and LPIPS are left out on
+#: purpose: methods log them as loss terms (DRBN's ``ssim1``, KinD's ``ssim``). A plugin that
+#: logs a monitored value names its term with one of these words (``psnr_student``).
+MONITORED = ("psnr", "miou", "mpa", "acc", "accuracy", "lr")
+
+
+def is_monitored(name: str) -> bool:
+    """Whether the logged ``name`` (``phase/term``) is a monitored value rather than a loss term:
+    its term's first word (before ``_``) is one of :data:`MONITORED`."""
+    term = str(name).rsplit("/", 1)[-1].lower()
+    return term.split("_", 1)[0] in MONITORED
+
+
 def training_curves(
     log: pd.DataFrame,
     path: str | Path,
@@ -110,38 +125,75 @@ def training_curves(
     smooth: int = 1,
     labels: Mapping[str, str] | None = None,
 ) -> Path:
-    """Loss curves: one panel per training run, one line per logged loss term.
+    """Write :func:`training_figure` of ``log`` to ``path`` (PNG, SVG or PDF)."""
+    path = _check(path)
+    plt = _plt()
+    fig = training_figure(log, smooth=smooth, labels=labels)
+    try:
+        fig.savefig(path, dpi=150)
+    finally:
+        plt.close(fig)
+    return path
 
-    Each panel is titled by ``labels[train_key]`` when given, else by method, training dataset,
+
+def training_figure(log: pd.DataFrame, *, smooth: int = 1, labels: Mapping[str, str] | None = None):
+    """Training curves (a matplotlib ``Figure``): one column per training run, one line per
+    logged name; loss terms in the first row, monitored values (:func:`is_monitored`, e.g. a
+    PSNR on the training batch) in a second row when there are any, so that neither squashes
+    the other.
+
+    Each column is titled by ``labels[train_key]`` when given, else by method, training dataset,
     seed (when the log has it) and the start of the training key, so two runs of one method
     are told apart.
     """
-    path = _check(path)
     plt = _plt()
     runs = list(dict.fromkeys(log["train_key"]))
     if not runs:
         raise ValueError("no training logs stored")
+    monitored = log["name"].map(is_monitored)
+    kinds = [("loss", ~monitored)] + ([("monitored value", monitored)] if monitored.any() else [])
     fig, axes = plt.subplots(
-        1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False, layout="constrained"
+        len(kinds),
+        len(runs),
+        figsize=(4.2 * len(runs), 3.2 * len(kinds)),
+        squeeze=False,
+        layout="constrained",
+        sharex="col",
     )
-    for ax, key in zip(axes[0], runs, strict=True):
-        sub = log[log["train_key"] == key]
-        for name, g in sub.groupby("name"):
-            y = g["value"].to_numpy(dtype=float)
-            if smooth > 1 and len(y) >= smooth:
-                y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
-                xs = g["step"].to_numpy()[smooth - 1 :]
+    moving = f" (moving mean of {smooth})" if smooth > 1 else ""
+    for col, key in enumerate(runs):
+        in_run = log["train_key"] == key
+        for row, (kind, mask) in enumerate(kinds):
+            ax = axes[row][col]
+            sub = log[in_run & mask]
+            for name, g in sub.groupby("name"):
+                y = g["value"].to_numpy(dtype=float)
+                if smooth > 1 and len(y) >= smooth:
+                    y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+                    xs = g["step"].to_numpy()[smooth - 1 :]
+                else:
+                    xs = g["step"].to_numpy()
+                ax.plot(xs, y, label=str(name), lw=1.2)
+            if row == 0:
+                ax.set_title(run_title(log[in_run], key, labels), fontsize=9)
+            if row == len(kinds) - 1:
+                ax.set_xlabel("step")
+            ax.set_ylabel(kind + moving)
+            ax.spines[["top", "right"]].set_visible(False)
+            if sub.empty:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no loss terms logged" if row == 0 else "no monitored values logged",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=8,
+                    color="#777777",
+                )
             else:
-                xs = g["step"].to_numpy()
-            ax.plot(xs, y, label=str(name), lw=1.2)
-        ax.set_title(run_title(sub, key, labels), fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss" + (f" (moving mean of {smooth})" if smooth > 1 else ""))
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(fontsize=7, frameon=False)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
+                ax.legend(fontsize=7, frameon=False)
+    return fig
 
 
 def run_title(sub: pd.DataFrame, key: str, labels: Mapping[str, str] | None = None) -> str:

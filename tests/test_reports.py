@@ -655,3 +655,36 @@ def test_training_curves_are_labelled_by_run(host, home, tmp_path):
     written = report_figures(rep.frame, tmp_path, home=home, fmt="svg", host=host, rows=rep.rows)
     svg = next(p for p in written if p.name == "training.svg").read_text()
     assert "scale (tiny, seeds 0-1), seed 0" in svg and "scale (tiny, seeds 0-1), seed 1" in svg
+
+
+def test_training_figure_draws_monitored_values_apart_from_the_loss_terms():
+    import matplotlib.pyplot as plt
+
+    steps = list(range(10))
+    rows = []
+    for name, values in (
+        ("semi/loss", [0.5 - 0.01 * i for i in steps]),
+        ("semi/enhance", [0.3] * 10),
+        ("lle/ssim", [0.2] * 10),  # a loss term named after a metric (KinD, DRBN): stays a loss
+        ("semi/psnr_student", [20 + 0.1 * i for i in steps]),
+    ):
+        rows += [
+            {"method": "m", "dataset": "d", "train_key": k, "step": i, "name": name, "value": v}
+            for k in ("k1", "k2")
+            for i, v in zip(steps, values, strict=True)
+        ]
+    log = pd.DataFrame(rows)
+    fig = figures.training_figure(log, labels={"k1": "run 1", "k2": "run 2"})
+    axes = fig.axes
+    assert len(axes) == 4  # 2 rows (loss terms, monitored values) x 2 runs
+    top = {t.get_text() for t in axes[0].get_legend().get_texts()}
+    bottom = {t.get_text() for t in axes[2].get_legend().get_texts()}
+    assert top == {"semi/loss", "semi/enhance", "lle/ssim"} and bottom == {"semi/psnr_student"}
+    assert axes[0].get_ylabel() == "loss" and axes[2].get_ylabel() == "monitored value"
+    assert axes[0].get_ylim()[1] < 1 < axes[2].get_ylim()[0]  # neither squashes the other
+    plt.close(fig)
+    only_losses = log[log["name"] != "semi/psnr_student"]
+    fig = figures.training_figure(only_losses)
+    assert len(fig.axes) == 2  # one row when nothing is monitored
+    plt.close(fig)
+    assert figures.is_monitored("ss/miou") and not figures.is_monitored("drbn/ssim1")
