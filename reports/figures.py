@@ -92,7 +92,7 @@ def metric_bars(
     ax.set_ylabel(metric_name(metric) + u + arrow)
     title = metric_name(metric)
     if has_ci:
-        title += " (bars: 95% bootstrap interval over images)"
+        title += "\n(bars: 95% bootstrap interval over images)"  # two lines: fits 4 inches
     ax.set_title(title, fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(
