@@ -37,6 +37,7 @@ CSS = (
 body{max-width:1400px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 nav a{margin-right:1em}
+.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 .figs img{max-width:100%;margin:.5em 0;display:block}
 .gallery{margin:1em 0 2em}
 .gallery .controls{display:flex;gap:.5em;align-items:center;margin:.5em 0}
