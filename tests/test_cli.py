@@ -162,3 +162,21 @@ def test_export_per_image_scores(env, tmp_path):
     r = invoke("export", "--format", "jsonl", "--metric", "peak")
     lines = [json.loads(line) for line in r.output.splitlines()]
     assert len(lines) == 4 and all(row["metric"] == "peak" for row in lines)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_listings_fit_the_console_with_one_line_of_prose_per_row(home, monkeypatch, width):
+    from llbench.cli import common
+    from llbench.pluginhost.listing import describe
+
+    monkeypatch.setattr(common.console, "_width", width)
+    r = invoke("methods")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert max(len(line) for line in lines) <= width
+    body = [ln for ln in lines if ln.startswith("│")]
+    n = len(describe("methods"))
+    # paper and summary take one line per method (cut with an ellipsis, the caption says where
+    # the full text is); before, they folded into dozens of lines per method at 80 columns
+    assert n <= len(body) <= (n if width == 200 else 3 * n)
+    assert "…" in r.output and "--json" in r.output

@@ -44,12 +44,37 @@ def list_cmd(ctx: click.Context, kind: str, as_json: bool) -> None:
     if not rows:
         console.print(f"no {kind} registered", markup=False)
         return
-    t = Table(title=f"llbench {kind}")
-    for col in rows[0]:
-        t.add_column(col, overflow="fold")
-    for r in rows:
-        t.add_row(*[_cell(v) for v in r.values()])
-    console.print(t)
+    cells = [[_cell(v) for v in r.values()] for r in rows]
+    hint = f"`llbench {kind} NAME` or " if kind == "methods" else ""
+    console.print(_table(f"llbench {kind}", list(rows[0]), cells, f"{hint}`--json` for all"))
+
+
+#: Free-text columns of listings: cut to one line (with an ellipsis) when the console is too
+#: narrow, so every plugin stays one readable row; the full text is in ``--json``.
+PROSE = frozenset({"summary", "paper", "source", "definition", "description", "module"})
+
+
+def _table(title: str, columns: list[str], cells: list[list[str]], full: str) -> Table:
+    """A listing table that fits the console: prose columns (:data:`PROSE`) are cut to one line
+    each, sharing what the other columns leave at their natural width (at least 8 each; when
+    the other columns do not fit either, they fold)."""
+    prose = [k for k, col in enumerate(columns) if col in PROSE]
+    natural = [max([len(col)] + [len(r[k]) for r in cells]) for k, col in enumerate(columns)]
+    others = sum(n + 3 for k, n in enumerate(natural) if k not in prose)
+    share = max(8, (console.width - 1 - others) // max(len(prose), 1) - 3)
+    cut = any(natural[k] > share for k in prose)
+    t = Table(
+        title=title,
+        caption=f"long text cut to fit {console.width} columns; {full}" if cut else None,
+    )
+    for k, col in enumerate(columns):
+        if k in prose:
+            t.add_column(col, overflow="ellipsis", no_wrap=True, max_width=share)
+        else:
+            t.add_column(col, overflow="fold")
+    for row in cells:
+        t.add_row(*row)
+    return t
 
 
 def _cell(v) -> str:
