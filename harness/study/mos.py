@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from llbench.study.case_v import ScalingError
+from llbench.study.observers import flag_low_outliers
 
 
 @dataclass
@@ -131,16 +132,7 @@ def mos_scores(
                 "correlation": corr,
             }
         )
-    stats = pd.DataFrame(rows)
-    corr = stats["correlation"].to_numpy(dtype=float)
-    dist = np.full(len(stats), np.nan)
-    valid = np.isfinite(corr)
-    if valid.sum() >= 4:
-        q1, q3 = np.quantile(corr[valid], [0.25, 0.75])
-        iqr = max(q3 - q1, 0.02)
-        dist[valid] = np.maximum(q1 - corr[valid], 0.0) / iqr
-    stats["outlier_distance"] = dist
-    stats["outlier"] = np.nan_to_num(dist, nan=0.0) > fence
+    stats = flag_low_outliers(pd.DataFrame(rows), "correlation", fence, min_iqr=0.02)
     return MosResult(
         conditions=conds,
         scores=mos,

@@ -136,16 +136,27 @@ def observer_statistics(
             }
         )
     out = pd.DataFrame(rows)
-    ll = out["loglik"].to_numpy(dtype=float)
-    dist = np.full(len(out), np.nan)
-    valid = np.isfinite(ll)
+    # min_iqr in nats per answer: keeps near-identical observers unflagged
+    return flag_low_outliers(out, "loglik", fence, min_iqr=0.01)
+
+
+def flag_low_outliers(
+    stats: pd.DataFrame, column: str, fence: float, min_iqr: float
+) -> pd.DataFrame:
+    """Add ``outlier_distance`` (how many inter-quartile ranges, at least ``min_iqr``, the
+    observer's ``column`` lies below the first quartile; NaN where it is not finite) and
+    ``outlier`` (distance above ``fence``: Tukey's fence) to ``stats``; screened only with 4 or
+    more finite values. Returns ``stats``."""
+    x = stats[column].to_numpy(dtype=float)
+    dist = np.full(len(stats), np.nan)
+    valid = np.isfinite(x)
     if valid.sum() >= 4:
-        q1, q3 = np.quantile(ll[valid], [0.25, 0.75])
-        iqr = max(q3 - q1, 0.01)  # nats per answer: keeps near-identical observers unflagged
-        dist[valid] = np.maximum(q1 - ll[valid], 0.0) / iqr
-    out["outlier_distance"] = dist
-    out["outlier"] = np.nan_to_num(dist, nan=0.0) > fence
-    return out
+        q1, q3 = np.quantile(x[valid], [0.25, 0.75])
+        iqr = max(q3 - q1, min_iqr)
+        dist[valid] = np.maximum(q1 - x[valid], 0.0) / iqr
+    stats["outlier_distance"] = dist
+    stats["outlier"] = np.nan_to_num(dist, nan=0.0) > fence
+    return stats
 
 
 def simulate_trials(
