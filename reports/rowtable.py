@@ -11,7 +11,7 @@ import pandas as pd
 from llbench.reports.names import metric_name, unit
 from llbench.reports.published import Published
 from llbench.reports.records import Cell, Column, Row
-from llbench.reports.tables import MARKS, Table, dataset_label
+from llbench.reports.tables import MARKS, Table, dataset_label, mark_best_two
 
 
 # -- rows to a table -------------------------------------------------------------------------------
@@ -66,11 +66,7 @@ def table_from_rows(
         ]
         if hb is None or len(present) < 2:
             continue
-        distinct = sorted({round(v, 10) for _, v in present}, reverse=hb)
-        for label, v in present:
-            rank = distinct.index(round(v, 10)) + 1
-            if rank <= 2:
-                table.ranks[(label, col)] = rank
+        mark_best_two(table, col, present, hb)
     table.caption = caption(rows, columns, higher_better, baseline, intervals, caption_extra)
     return table
 

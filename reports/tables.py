@@ -386,13 +386,22 @@ def build_table(
         ]
         if hb is None or len(present) < 2:
             continue
-        distinct = sorted({round(v, 10) for _, v in present}, reverse=hb)
-        for m, v in present:
-            r = distinct.index(round(v, 10)) + 1
-            if r <= 2:
-                table.ranks[(m, col)] = r
+        mark_best_two(table, col, present, hb)
     table.notes.extend(failure_notes(frame, runs))
     return table
+
+
+def mark_best_two(
+    table: Table, col: tuple[str, str], present: list[tuple[str, float]], higher_better: bool
+) -> None:
+    """Rank 1 (bold) and 2 (underlined) in ``table.ranks`` for the rows of ``present``
+    (``(row, value)`` pairs of column ``col``) holding the best and second-best distinct value
+    (ties share a rank; values equal to 10 decimals are ties)."""
+    distinct = sorted({round(v, 10) for _, v in present}, reverse=higher_better)
+    for name, v in present:
+        rank = distinct.index(round(v, 10)) + 1
+        if rank <= 2:
+            table.ranks[(name, col)] = rank
 
 
 # -- notes on failed images (issue 20: kept apart from the table layout) -------------------------
